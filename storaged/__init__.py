@@ -1,0 +1,1 @@
+"""storaged: storage-node daemons for OpenStack-style object storage."""

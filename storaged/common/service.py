@@ -1,0 +1,448 @@
+"""Periodic daemons: one pass of a domain worker, on a timer, under oslo.service.
+
+A daemon is a *worker* (the domain object: the sync engine, the pruner, …)
+that knows how to make one pass, and a :class:`PeriodicService` that decides
+when passes run and reports on them.  The worker never sees signals, argv or
+eventlet; it gets a :class:`PassContext` and hands it each item::
+
+    class Pruner:
+        name = "cache-prune"
+
+        def run_pass(self, ctx: PassContext) -> None:
+            ctx.each(self.entries_to_remove(), self.remove, describe=str)
+
+The timeline of a daemon whose interval is 60 s and whose passes take 10 s::
+
+    t=0      start; READY=1 sent; first pass after a random delay in [0, 60)
+    t=23     pass 1 runs (10 s) -> summary line, status record written
+    t=33     sleep 60 - 10 = 50 s
+    t=83     pass 2 ...
+    SIGTERM  the current item finishes (at most [daemon] stop_timeout), no
+             new item starts, status "stopped" is written, exit status 0
+    SIGHUP   mutable options re-read, log files reopened
+
+Per-item isolation: :meth:`PassContext.run_item` catches an item's error,
+counts it, logs it once with its context and goes on; only a
+:class:`~storaged.exception.FatalError` ends the pass early.  A pass
+succeeded when no item failed and nothing fatal happened; ``--once`` exits 0
+or 1 accordingly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterable
+import logging
+import os
+import random
+import threading
+import time
+from typing import Any
+from typing import Protocol
+from typing import TypeVar
+
+from oslo_config import cfg
+from oslo_service import service as oslo_service
+
+from storaged import concurrency
+from storaged import exception
+from storaged import version
+from storaged.common import status as status_mod
+from storaged.common import systemd
+
+LOG = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: error messages kept in a pass's status record
+MAX_ERRORS_KEPT = 5
+
+ONCE_OPT = cfg.BoolOpt(
+    "once",
+    default=False,
+    help="Run one pass, then exit: 0 if the pass succeeded, 1 if it did not. "
+    "For cron and systemd timers.",
+)
+
+
+class Worker(Protocol):
+    """The domain object a periodic daemon drives.
+
+    A worker may also define ``start()`` and ``stop()``: they run in the
+    process that makes the passes (under oslo.service's threading backend
+    that is a child of the main process), before the first pass and after
+    the last one; ``--once`` calls them around its single pass.  Connections
+    (a coordination back end, say) belong there, not in ``__init__``.
+    """
+
+    #: the daemon's name in logs and status records, e.g. ``sync``
+    name: str
+
+    def run_pass(self, ctx: PassContext) -> None:
+        """Make one pass, handing each item to ``ctx``."""
+
+
+class PassStats:
+    """Counters and outcome of one pass."""
+
+    def __init__(self) -> None:
+        self.started_at = time.time()
+        self.ended_at: float | None = None
+        self.counters: dict[str, int] = {"items": 0, "succeeded": 0, "failed": 0}
+        self.errors: list[str] = []
+        self.fatal: str | None = None
+        self.interrupted = False
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``name``."""
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether the pass succeeded: no failed item, nothing fatal."""
+        return self.fatal is None and self.counters.get("failed", 0) == 0
+
+    @property
+    def duration(self) -> float:
+        """Seconds the pass took (so far)."""
+        return (self.ended_at or time.time()) - self.started_at
+
+    def summary(self) -> str:
+        """One line with every counter, for the log."""
+        parts = ["%s=%d" % (k, v) for k, v in self.counters.items()]
+        if self.interrupted:
+            parts.append("interrupted=yes")
+        if self.fatal:
+            parts.append("fatal=%r" % self.fatal)
+        return " ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-able record of the pass."""
+        return {
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration": round(self.duration, 3),
+            "ok": self.ok,
+            "counters": dict(self.counters),
+            "errors": list(self.errors),
+            "fatal": self.fatal,
+            "interrupted": self.interrupted,
+        }
+
+
+class PassContext:
+    """What a worker gets for one pass: counters, isolation, the stop flag."""
+
+    def __init__(self, daemon: str, stop_event: threading.Event | None = None) -> None:
+        self.daemon = daemon
+        self.stats = PassStats()
+        self._stop = stop_event or threading.Event()
+
+    @property
+    def stopping(self) -> bool:
+        """Tell whether the daemon was asked to stop: start no new item."""
+        return self._stop.is_set()
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add to a counter of this pass (shown in the summary and status)."""
+        self.stats.count(name, n)
+
+    def run_item(
+        self, label: str, fn: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T | None:
+        """Run one item, isolated: an error is counted and logged, not raised.
+
+        :returns: what ``fn`` returned, or None if it failed.
+        :raises storaged.exception.FatalError: re-raised, it ends the pass.
+        """
+        self.stats.count("items")
+        try:
+            result = fn(*args, **kwargs)
+        except exception.FatalError:
+            self.stats.count("failed")
+            raise
+        except Exception as err:
+            self.stats.count("failed")
+            text = "%s: %s" % (label, err)
+            if len(self.stats.errors) < MAX_ERRORS_KEPT:
+                self.stats.errors.append(text[:500])
+            LOG.exception("%s: item %s failed", self.daemon, label)
+            return None
+        self.stats.count("succeeded")
+        return result
+
+    def each(
+        self,
+        items: Iterable[T],
+        fn: Callable[[T], Any],
+        describe: Callable[[T], str] = str,
+    ) -> None:
+        """Run ``fn`` on every item, isolated, until asked to stop."""
+        for item in items:
+            if self.stopping:
+                self.stats.interrupted = True
+                LOG.info("%s: stop requested, leaving the pass", self.daemon)
+                return
+            self.run_item(describe(item), fn, item)
+
+
+def run_pass(worker: Worker, stop_event: threading.Event | None = None) -> PassStats:
+    """Run one pass of ``worker`` and return its stats (never raises Exception)."""
+    ctx = PassContext(worker.name, stop_event)
+    try:
+        worker.run_pass(ctx)
+    except exception.FatalError as err:
+        ctx.stats.fatal = str(err)
+        LOG.error("%s: pass stopped: %s", worker.name, err)
+    except Exception as err:
+        ctx.stats.fatal = "%s: %s" % (type(err).__name__, err)
+        LOG.exception("%s: pass failed", worker.name)
+    ctx.stats.ended_at = time.time()
+    return ctx.stats
+
+
+class Reporter:
+    """Writes the summary line and the status record of a daemon."""
+
+    def __init__(
+        self,
+        daemon: str,
+        node_id: str,
+        board: status_mod.StatusBoard | None,
+        notifier: systemd.Notifier | None = None,
+    ) -> None:
+        self.daemon = daemon
+        self.node_id = node_id
+        self.board = board
+        self.notifier = notifier
+        self.passes = 0
+        self.failed_passes = 0
+        self.last: PassStats | None = None
+        self.last_success: float | None = None
+        self.started_at = time.time()
+
+    def record(self, state: str, **extra: Any) -> dict[str, Any]:
+        """Return the status record for ``state``."""
+        rec: dict[str, Any] = {
+            "node": self.node_id,
+            "daemon": self.daemon,
+            "state": state,
+            "pid": os.getpid(),
+            "version": version.version_string(),
+            "backend": concurrency.backend(),
+            "started_at": self.started_at,
+            "passes": self.passes,
+            "failed_passes": self.failed_passes,
+            "last_success": self.last_success,
+            "last_pass": self.last.as_dict() if self.last else None,
+        }
+        rec.update(extra)
+        return rec
+
+    def publish(self, state: str, **extra: Any) -> None:
+        """Write the record (best effort)."""
+        if self.board is not None:
+            self.board.publish(self.node_id, self.daemon, self.record(state, **extra))
+
+    def pass_done(
+        self, stats: PassStats, next_pass_at: float | None, state: str = "idle"
+    ) -> None:
+        """Log the summary line and publish the record of a finished pass."""
+        self.passes += 1
+        self.last = stats
+        if stats.ok:
+            self.last_success = stats.ended_at
+        else:
+            self.failed_passes += 1
+        LOG.info(
+            "%s pass %d %s in %.2fs: %s",
+            self.daemon,
+            self.passes,
+            "ok" if stats.ok else "FAILED",
+            stats.duration,
+            stats.summary(),
+        )
+        self.publish(state, next_pass_at=next_pass_at)
+        if self.notifier is not None:
+            self.notifier.status(
+                "pass %d %s: %s" % (self.passes, "ok" if stats.ok else "failed",
+                                    stats.summary())
+            )
+
+
+class PeriodicService(oslo_service.Service):  # type: ignore[misc,name-defined]
+    """An oslo.service ``Service`` running a worker's passes on a timer.
+
+    :param conf: the daemon's configuration.
+    :param worker: the domain object.
+    :param interval: returns the seconds between pass starts; called before
+        every sleep, so a mutable option takes effect after SIGHUP.
+    :param reporter: writes summary lines and status records.
+    :param notifier: systemd notifications (READY, watchdog, STOPPING).
+    :param reload: called with ``conf`` after SIGHUP re-read the options.
+    """
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        worker: Worker,
+        interval: Callable[[], float],
+        reporter: Reporter,
+        notifier: systemd.Notifier | None = None,
+        reload: Callable[[cfg.ConfigOpts], None] | None = None,
+    ) -> None:
+        super().__init__(threads=4)
+        self.conf = conf
+        self.worker = worker
+        self.interval = interval
+        self.reporter = reporter
+        self.notifier = notifier or systemd.Notifier(None)
+        self.reload_hook = reload
+        self._stop: threading.Event = threading.Event()
+        self._wake: threading.Event = threading.Event()
+        self._loop_done: threading.Event = threading.Event()
+
+    # -- oslo.service Service API ------------------------------------------
+
+    def start(self) -> None:
+        """Start the pass loop; send READY once it is running."""
+        super().start()
+        _reopen_log_files()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._loop_done = threading.Event()
+        self.reporter.started_at = time.time()
+        _call_hook(self.worker, "start")
+        self.tg.add_thread(self._loop)
+        self.reporter.publish("starting")
+        self.notifier.start_watchdog()
+        self.notifier.ready("%s running" % self.worker.name)
+        LOG.info(
+            "%s started (pid %d, %s backend, interval %.1fs)",
+            self.worker.name,
+            os.getpid(),
+            concurrency.backend(),
+            self.interval(),
+        )
+
+    def stop(self, graceful: bool = False) -> None:
+        """Stop after the current item; wait at most ``[daemon] stop_timeout``."""
+        if self._stop.is_set() and self._loop_done.is_set():
+            super().stop(graceful)
+            return
+        LOG.info("%s stopping", self.worker.name)
+        self.notifier.stopping()
+        self._stop.set()
+        self._wake.set()
+        timeout = self.conf.daemon.stop_timeout
+        if not self._loop_done.wait(timeout):
+            LOG.warning(
+                "%s: the current item did not finish within %.1fs; abandoning it",
+                self.worker.name,
+                timeout,
+            )
+        try:
+            _call_hook(self.worker, "stop")
+        except Exception:
+            LOG.exception("%s: error while stopping", self.worker.name)
+        self.reporter.publish("stopped")
+        self.notifier.stop_watchdog()
+        super().stop(graceful)
+        LOG.info("%s stopped", self.worker.name)
+
+    def reset(self) -> None:
+        """SIGHUP (oslo.service ``mutate``): options re-read, logs reopened."""
+        _reopen_log_files()
+        if self.reload_hook is not None:
+            self.reload_hook(self.conf)
+        # The loop may be sleeping on the old interval: let it recompute.
+        self._wake.set()
+        LOG.info(
+            "%s reloaded its configuration (interval %.1fs)",
+            self.worker.name,
+            self.interval(),
+        )
+
+    # -- the loop ----------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            # Jitter only the first pass, so that a fleet restarted at once
+            # does not hit the back ends together.
+            fraction = random.random()  # noqa: S311 (jitter, not crypto)
+            base = time.monotonic()
+            LOG.info(
+                "%s: first pass in %.1fs", self.worker.name, fraction * self.interval()
+            )
+            while not self._sleep_until(base, fraction):
+                started = time.monotonic()
+                stats = run_pass(self.worker, self._stop)
+                base, fraction = started, 1.0
+                delay = max(0.0, started + self.interval() - time.monotonic())
+                self.reporter.pass_done(stats, time.time() + delay)
+        finally:
+            self._loop_done.set()
+
+    def _sleep_until(self, base: float, fraction: float) -> bool:
+        """Sleep until ``base + fraction * interval``; True if stopping.
+
+        The interval is read again whenever SIGHUP wakes the loop.
+        """
+        while not self._stop.is_set():
+            remaining = base + fraction * self.interval() - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._wake.wait(remaining)
+            self._wake.clear()
+        return True
+
+
+def _call_hook(worker: Worker, name: str) -> None:
+    hook = getattr(worker, name, None)
+    if hook is not None:
+        hook()
+
+
+def _reopen_log_files() -> None:
+    """Close file handlers so the next record reopens them (after logrotate)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                handler.close()
+            finally:
+                handler.release()
+
+
+def run_daemon(
+    conf: cfg.ConfigOpts,
+    worker: Worker,
+    interval: Callable[[], float],
+    board: status_mod.StatusBoard | None,
+    notifier: systemd.Notifier | None = None,
+    reload: Callable[[cfg.ConfigOpts], None] | None = None,
+) -> int:
+    """Run a periodic daemon: one pass with ``--once``, else the service.
+
+    :returns: the process exit status.
+    """
+    if notifier is None:
+        notifier = systemd.Notifier.from_environ()
+    reporter = Reporter(
+        worker.name,
+        conf.node_id,
+        board if conf.daemon.publish_status else None,
+        notifier,
+    )
+    if conf.once:
+        _call_hook(worker, "start")
+        try:
+            stats = run_pass(worker)
+        finally:
+            _call_hook(worker, "stop")
+        reporter.pass_done(stats, None, state="ran once")
+        return 0 if stats.ok else 1
+    svc = PeriodicService(conf, worker, interval, reporter, notifier, reload)
+    launcher = oslo_service.launch(conf, svc, restart_method="mutate")
+    status = launcher.wait()
+    return int(status or 0)

@@ -1,0 +1,309 @@
+"""The concurrency model of a storaged process, chosen once, in one place.
+
+This is the only module that imports eventlet.  Everything else spawns, sleeps
+and runs blocking calls through the helpers below, and uses oslo.service's API
+for services and timers, so that moving from eventlet (deprecated upstream) to
+oslo.service's ``threading`` backend is one option:
+
+* ``eventlet`` (the default): the process is monkey-patched, green threads
+  drive the loops, :func:`run_blocking` runs a call in eventlet's native
+  thread pool (``tpool``) so that fsync, xattr, sqlite or a directory scan
+  never stalls the hub.
+* ``threading``: no monkey-patching, native threads, :func:`run_blocking`
+  is a plain call.
+
+The backend comes from, in order: the ``STORAGED_CONCURRENCY_BACKEND``
+environment variable, ``[DEFAULT] concurrency_backend`` read from the
+configuration files named on the command line (or the default locations),
+then ``eventlet``.  It must be known before anything else is imported, which
+is why this module peeks at the files with the standard library and leaves
+the real validation to :func:`storaged.common.config.prepare_service`.
+
+:func:`start_native_thread` always gives a real OS thread, even when
+monkey-patched: liveness work (systemd watchdog, coordination heartbeats)
+must never wait for a green thread that is stuck in a blocking call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+import configparser
+import os
+import threading
+import time
+from typing import Any
+from typing import TypeVar
+
+ENV_VAR = "STORAGED_CONCURRENCY_BACKEND"
+EVENTLET = "eventlet"
+THREADING = "threading"
+BACKENDS = (EVENTLET, THREADING)
+DEFAULT_BACKEND = EVENTLET
+
+#: Configuration files looked at when the command line names none; the same
+#: list oslo.config searches for the ``storaged`` project.
+DEFAULT_CONFIG_FILES = (
+    "~/.storaged/storaged.conf",
+    "~/storaged.conf",
+    "/etc/storaged/storaged.conf",
+    "/etc/storaged.conf",
+)
+
+T = TypeVar("T")
+
+_backend: str | None = None
+_source: str = ""
+#: OS thread id of the thread that runs the eventlet hub (set by setup)
+_hub_thread_ident: int | None = None
+
+
+def config_files_from_argv(argv: Sequence[str]) -> list[str]:
+    """List the configuration files a command line names, in reading order.
+
+    Falls back to the last existing default location, as oslo.config does.
+    """
+    files: list[str] = []
+    dirs: list[str] = []
+    args = list(argv)
+    for i, arg in enumerate(args):
+        for flag, sink in (("--config-file", files), ("--config-dir", dirs)):
+            if arg == flag and i + 1 < len(args):
+                sink.append(args[i + 1])
+            elif arg.startswith(flag + "="):
+                sink.append(arg.split("=", 1)[1])
+    if not files and not dirs:
+        files = [
+            os.path.expanduser(p)
+            for p in DEFAULT_CONFIG_FILES
+            if os.path.exists(os.path.expanduser(p))
+        ][-1:]
+    for d in dirs:
+        try:
+            files.extend(
+                os.path.join(d, n) for n in sorted(os.listdir(d)) if n.endswith(".conf")
+            )
+        except OSError:
+            continue
+    return files
+
+
+def peek_backend(argv: Sequence[str]) -> tuple[str | None, str]:
+    """Return the backend named in the configuration files, and where.
+
+    Later files win, as with oslo.config.  Unreadable or malformed files are
+    ignored here: :func:`prepare_service` reports them properly.
+
+    :param argv: the command line arguments (without the program name).
+    :returns: ``(backend or None, file name)``.
+    """
+    found: str | None = None
+    where = ""
+    for path in config_files_from_argv(argv):
+        parser = configparser.RawConfigParser(strict=False)
+        try:
+            parser.read(path, encoding="utf-8")
+        except (OSError, configparser.Error, UnicodeDecodeError):
+            continue
+        value = parser.defaults().get("concurrency_backend")
+        if value:
+            found, where = value.strip(), path
+    return found, where
+
+
+def choose_backend(argv: Sequence[str] = ()) -> tuple[str, str]:
+    """Decide the backend for this process.
+
+    :returns: ``(backend, source)`` where source says why it was chosen.
+    """
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env in BACKENDS:
+        return env, "environment variable %s" % ENV_VAR
+    peeked, where = peek_backend(argv)
+    if peeked in BACKENDS:
+        return peeked, where
+    return DEFAULT_BACKEND, "default"
+
+
+def setup(backend: str | None = None, argv: Sequence[str] = ()) -> str:
+    """Select the backend, monkey-patch if it is eventlet, and tell oslo.service.
+
+    Idempotent: the second call returns the backend chosen by the first.
+
+    :param backend: force a backend (tests); otherwise :func:`choose_backend`.
+    :param argv: the command line, to find the configuration files.
+    :returns: the backend in use.
+    """
+    global _backend, _source
+    if _backend is not None:
+        return _backend
+    if backend is None:
+        backend, source = choose_backend(argv)
+    else:
+        source = "caller"
+    if backend not in BACKENDS:
+        raise ValueError(
+            "unknown concurrency backend %r (choose from %s)"
+            % (backend, ", ".join(BACKENDS))
+        )
+    import warnings
+
+    # NOTE: eventlet warns on import that it is deprecated (futurist imports it
+    # too when it is installed). storaged chose it knowingly and can leave it
+    # with one option; operators cannot act on the warning, so it is silenced.
+    warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")
+    from oslo_service import backend as oslo_backend
+
+    if backend == EVENTLET:
+        import _thread
+
+        import eventlet
+
+        global _hub_thread_ident
+        _hub_thread_ident = _thread.get_ident()
+        eventlet.monkey_patch()
+        oslo_backend.init_backend(oslo_backend.BackendType.EVENTLET)
+    else:
+        oslo_backend.init_backend(oslo_backend.BackendType.THREADING)
+    _backend, _source = backend, source
+    return backend
+
+
+def backend() -> str:
+    """Return the backend in use (``setup`` must have run)."""
+    if _backend is None:
+        raise RuntimeError("storaged.concurrency.setup() has not been called")
+    return _backend
+
+
+def backend_source() -> str:
+    """Say where the backend choice came from (for the start-up log line)."""
+    return _source
+
+
+def is_eventlet() -> bool:
+    """Tell whether the process is monkey-patched by eventlet."""
+    return _backend == EVENTLET
+
+
+def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a call that may block the process without stalling other work.
+
+    Under eventlet the call runs in the native thread pool and the calling
+    green thread waits; under threading it is a plain call.  Called from a
+    native thread (a heartbeat, the pool itself) it is a plain call too:
+    only the hub's thread has green threads to keep running.
+    """
+    if _backend == EVENTLET and _on_hub_thread():
+        from eventlet import tpool
+
+        return tpool.execute(fn, *args, **kwargs)  # type: ignore[no-any-return]
+    return fn(*args, **kwargs)
+
+
+def _on_hub_thread() -> bool:
+    from eventlet import patcher
+
+    ident: int = patcher.original("_thread").get_ident()
+    return ident == _hub_thread_ident
+
+
+class Task:
+    """A spawned unit of work (green or native thread) that can be waited on."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        if _backend == EVENTLET:
+            import eventlet
+
+            self._gt = eventlet.spawn(self._run, fn, args, kwargs)
+        else:
+            thread = threading.Thread(
+                target=self._run, args=(fn, args, kwargs), daemon=True
+            )
+            thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        try:
+            self._result = fn(*args, **kwargs)
+        except BaseException as err:  # handed to whoever waits
+            self._error = err
+        finally:
+            self._done.set()
+
+    def done(self) -> bool:
+        """Tell whether the task has finished."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Wait for the task and return its result (or raise its error).
+
+        :raises TimeoutError: if ``timeout`` passed first.
+        """
+        if not self._done.wait(timeout):
+            raise TimeoutError("task still running after %ss" % timeout)
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def spawn(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
+    """Run ``fn`` concurrently (green thread or native thread)."""
+    return Task(fn, *args, **kwargs)
+
+
+def sleep(seconds: float) -> None:
+    """Sleep, yielding to other green threads under eventlet."""
+    time.sleep(seconds)
+
+
+def _native_threading() -> Any:
+    if _backend == EVENTLET:
+        from eventlet import patcher
+
+        return patcher.original("threading")
+    return threading
+
+
+def start_native_thread(
+    target: Callable[..., Any], name: str, *args: Any
+) -> threading.Thread:
+    """Start a real OS thread, even in a monkey-patched process.
+
+    Code run there must only use :func:`native_event` and
+    :func:`native_sleep` to wait, never green primitives.
+    """
+    thread: threading.Thread = _native_threading().Thread(
+        target=target, name=name, args=args, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def native_event() -> threading.Event:
+    """Return an Event that a native thread can wait on."""
+    event: threading.Event = _native_threading().Event()
+    return event
+
+
+def native_module(name: str) -> Any:
+    """Return the unpatched standard module ``name`` (``socket``, ``time``, …)."""
+    if _backend == EVENTLET:
+        from eventlet import patcher
+
+        return patcher.original(name)
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def native_sleep(seconds: float) -> None:
+    """Sleep in a native thread without touching the eventlet hub."""
+    if _backend == EVENTLET:
+        from eventlet import patcher
+
+        patcher.original("time").sleep(seconds)
+    else:
+        time.sleep(seconds)

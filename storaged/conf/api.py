@@ -1,0 +1,283 @@
+"""Options of the ``[api]`` group: ``storaged-api``, the Swift-compatible server.
+
+Besides the options below, the group holds one ``user_<account>_<user>``
+entry per user, as Swift's tempauth does::
+
+    [api]
+    user_test_tester = testing .admin
+    user_test_reader = secret
+    user_ops_backup = s3cr3t .reseller_admin
+
+They cannot be declared in advance: :func:`register_dynamic_opts` reads the
+names present in the configuration files and registers a secret option for
+each (so the unknown-option check accepts them and they are never shown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from oslo_config import cfg
+
+GROUP = cfg.OptGroup(
+    "api",
+    title="Object API server",
+    help="storaged-api: the Swift-compatible object API (auth, accounts, "
+    "containers, objects, container-sync receipt).",
+)
+
+#: Prefix of the options that define users.
+USER_PREFIX = "user_"
+
+API_OPTS = [
+    cfg.HostAddressOpt(
+        "bind_host",
+        default="127.0.0.1",
+        help="""
+Address the server listens on.
+
+``0.0.0.0`` (or ``::``) listens on every interface. The default only
+accepts local clients, e.g. behind a TLS-terminating proxy on the same host.
+
+Related options:
+    * ``bind_port``
+    * ``public_url``
+""",
+    ),
+    cfg.PortOpt(
+        "bind_port",
+        default=8080,
+        help="TCP port the server listens on (Swift's proxy uses 8080 too).",
+    ),
+    cfg.IntOpt(
+        "workers",
+        default=1,
+        min=1,
+        max=256,
+        help="""
+Server processes sharing the listening socket.
+
+With 1 (the default) one process serves every request: under eventlet
+thousands of connections at once, on one CPU core for the Python work (data
+I/O and hashing run in native threads). More workers use more cores; each is
+a separate process forked after the socket is bound. Tokens stay valid
+across workers (they are signed, not stored).
+
+Possible values:
+    * 1 to 256
+
+Related options:
+    * ``max_clients``
+    * ``token_secret``
+""",
+    ),
+    cfg.IntOpt(
+        "max_clients",
+        default=1024,
+        min=1,
+        max=65536,
+        help="""
+Connections one worker serves at once; more wait in the listen queue.
+
+Under the threading backend each connection has a thread.
+""",
+    ),
+    cfg.FloatOpt(
+        "client_timeout",
+        default=60.0,
+        min=1.0,
+        max=3600.0,
+        help="""
+Seconds to wait on a client's socket (a read of the request or body, a
+write of the response, or the next request on a kept-alive connection)
+before closing the connection. An upload stalled this long is abandoned and
+nothing of it is stored.
+""",
+    ),
+    cfg.FloatOpt(
+        "shutdown_timeout",
+        default=30.0,
+        min=0.0,
+        max=3600.0,
+        help="""
+Seconds requests in progress may take to finish after SIGTERM.
+
+On SIGTERM the server stops accepting connections, closes idle ones, lets
+the requests in progress finish for at most this long, then exits with
+status 0. The systemd unit's ``TimeoutStopSec`` must be longer.
+""",
+    ),
+    cfg.IntOpt(
+        "max_object_size",
+        default=5 * 1024 * 1024 * 1024 + 2,
+        min=0,
+        help="""
+Largest object a PUT may store, in bytes (Swift's ``max_file_size``).
+
+A PUT that declares more is refused with 413 before any data is read; a
+chunked upload that grows beyond it is cut off with 413 and nothing is
+stored.
+""",
+    ),
+    cfg.IntOpt(
+        "max_url_length",
+        default=8192,
+        min=1024,
+        max=65536,
+        help="""
+Longest request line accepted (method, URL and version), in bytes; longer
+ones get 414. Under eventlet each header line is limited to the same length
+(under threading, to 64 KiB).
+""",
+    ),
+    cfg.IntOpt(
+        "token_ttl",
+        default=86400,
+        min=60,
+        max=31 * 86400,
+        help="""
+Seconds a token from ``/auth/v1.0`` stays valid (``X-Auth-Token-Expires``).
+""",
+    ),
+    cfg.StrOpt(
+        "token_secret",
+        default="",
+        secret=True,
+        help="""
+Secret that signs tokens.
+
+Tokens are not stored anywhere: each carries its user, its expiry and a
+random part, signed with this secret (HMAC-SHA256) and with the user's key,
+so changing a user's key revokes that user's tokens. When empty, a random
+secret is made at each start: tokens do not survive a restart and each
+server has its own. Set the same value on every server behind one load
+balancer.
+""",
+    ),
+    cfg.StrOpt(
+        "public_url",
+        default="",
+        help="""
+Base URL clients use to reach this server, e.g. ``https://swift.example.com``.
+
+``/auth/v1.0`` answers ``X-Storage-Url: <public_url>/v1/AUTH_<account>``.
+When empty, the URL is built from the request (its scheme and ``Host``
+header), which is only right when clients reach the server directly.
+""",
+    ),
+    cfg.StrOpt(
+        "realms_file",
+        default="/etc/storaged/container-sync-realms.conf",
+        help="""
+Path of ``container-sync-realms.conf`` (Swift's format): the realms whose
+signed container-sync requests this server accepts, and their keys.
+
+A missing file means no realm: only the legacy ``X-Container-Sync-Key``
+requests are accepted. The file is re-read when it changes (at most every
+``mtime_check_interval`` seconds, set in its ``[DEFAULT]`` section).
+""",
+    ),
+    cfg.ListOpt(
+        "allowed_sync_hosts",
+        default=["127.0.0.1"],
+        help="""
+Hosts a container's ``X-Container-Sync-To`` may name in the full-URL form
+(``https://host/v1/AUTH_b/c``). The realm form (``//realm/cluster/a/c``) is
+checked against ``realms_file`` instead.
+""",
+    ),
+    cfg.BoolOpt(
+        "verify_reads",
+        default=True,
+        help="""
+Check the digest of whole objects while sending them (back ends that can).
+
+A corrupt object is never sent completely: the connection is cut before the
+last chunk, and the error is logged. Ranged reads are never verified.
+""",
+    ),
+    cfg.IntOpt(
+        "chunk_size",
+        default=256 * 1024,
+        min=4096,
+        max=16 * 1024 * 1024,
+        help="""
+Bytes read from a client's upload at a time.
+""",
+    ),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the ``[api]`` options on ``conf``."""
+    # A fresh group per ConfigOpts: oslo.config copies the group shallowly,
+    # so a shared module-level one would carry options between instances.
+    conf.register_group(
+        cfg.OptGroup(GROUP.name, title=GROUP.title, help=GROUP.help)
+    )
+    conf.register_opts(API_OPTS, group=GROUP.name)
+
+
+def _user_opt(name: str) -> cfg.StrOpt:
+    # ``dest`` keeps the name as written: an account or user name may hold
+    # ``-``, which oslo.config would otherwise turn into ``_`` (and then not
+    # find the value in the file).
+    return cfg.StrOpt(
+        name,
+        dest=name,
+        secret=True,
+        help="A user: ``<key> [.admin] [.reseller_admin] [storage URL]``.",
+    )
+
+
+def user_option_names(files: Sequence[str]) -> list[str]:
+    """Return the ``user_*`` option names of ``[api]`` in ``files``, sorted."""
+    from storaged.common import config
+
+    sources = config.OptionSources(files)
+    return sorted({
+        option
+        for (section, option) in sources.location
+        if section == GROUP.name and option.startswith(USER_PREFIX)
+    })
+
+
+def register_dynamic_opts(
+    conf: cfg.ConfigOpts, files: Sequence[str] | None = None
+) -> None:
+    """Register one secret option per ``user_<account>_<user>`` in the files.
+
+    Idempotent.  Called after parsing with no ``files`` (those oslo.config
+    read are used, and every user entry is checked), or before parsing with
+    the files named on the command line.
+
+    :raises storaged.exception.ConfigError: a malformed user entry (the
+        value is never shown).
+    """
+    from storaged.api import auth
+    from storaged.common import config
+
+    register_opts(conf)
+    parsed = files is None
+    names = user_option_names(config.config_files(conf) if parsed else files or ())
+    for name in names:
+        # Equal options register once: calling this twice is harmless.
+        conf.register_opt(_user_opt(name), group=GROUP)
+    if parsed:
+        auth.users_from_conf(conf)
+
+
+def check_users(conf: cfg.ConfigOpts, sources: object = None) -> None:
+    """Validator for :func:`storaged.common.config.prepare_service`: every
+    ``user_*`` entry must be well formed.
+
+    :raises storaged.exception.ConfigError: naming the option, never its value.
+    """
+    from storaged.api import auth
+
+    auth.users_from_conf(conf)
+
+
+def list_opts() -> list[tuple[str | cfg.OptGroup | None, list[cfg.Opt]]]:
+    """List the options for the sample configuration."""
+    return [(GROUP, API_OPTS)]

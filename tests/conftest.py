@@ -1,0 +1,18 @@
+"""Shared pytest set-up.
+
+The test process itself runs on the ``threading`` backend (no monkey-patching
+of pytest); daemons under test run as subprocesses on the backend each test
+chooses.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("STORAGED_CONCURRENCY_BACKEND", "threading")
+
+from storaged import concurrency
+
+concurrency.setup("threading")
+
+pytest_plugins = ["tests.servers", "tests.coord_servers"]
