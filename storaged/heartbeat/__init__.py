@@ -1,0 +1,1 @@
+"""The node's coordination agent (``storaged-heartbeat``)."""

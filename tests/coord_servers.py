@@ -1,0 +1,361 @@
+"""Private etcd and ZooKeeper servers for tests and benchmarks.
+
+:class:`EtcdServer` runs the Debian ``etcd`` binary (package ``etcd-server``)
+and :class:`ZooKeeperServer` runs ZooKeeper from the Debian ``zookeeper``
+package with the machine's ``java``.  Each listens on free localhost ports,
+keeps its data in a temporary directory, and is stopped by its pid; neither
+ever touches a server it did not start.  Use them as context managers::
+
+    with EtcdServer() as etcd:
+        coordinator = Coordinator(conf, "n1:sync", backend_url=etcd.url)
+
+Both can be stopped (:meth:`stop` with ``keep_data=True``, or :meth:`kill`)
+and started again on the same port and data, to test outages.
+
+The session fixtures below share one server of each kind per test run.
+Register them with ``pytest_plugins = ["tests.coord_servers"]`` (or ``-p
+tests.coord_servers``).  When a server is not installed the tests that need
+it are skipped, unless ``STORAGED_REQUIRE_SERVERS=1`` is set, in which case
+they fail (the policy of :mod:`tests.servers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import contextlib
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from types import TracebackType
+
+import pytest
+
+from tests.servers import ServerMissing
+from tests.servers import free_port
+from tests.servers import skip_or_fail
+
+START_TIMEOUT = 30.0
+
+#: Where the Debian ``zookeeper`` package puts its jar (its dependencies are
+#: named by the jar's manifest).
+ZOOKEEPER_JARS = ("/usr/share/java/zookeeper.jar",)
+
+
+def _etcd_healthy(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
+        conn.request("GET", "/health")
+        body = conn.getresponse().read()
+        conn.close()
+    except (OSError, http.client.HTTPException):
+        return False
+    return b'"health":"true"' in body
+
+
+def _zk_ok(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"ruok")
+            reply = sock.recv(16)
+    except OSError:
+        return False
+    return reply == b"imok"
+
+
+class _Server:
+    """Shared process handling: start, wait until ready, stop by pid."""
+
+    kind = "server"
+
+    def __init__(self, directory: str | None, port: int | None) -> None:
+        self._own_dir = directory is None
+        self.directory = directory or ""
+        self.port = port or 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running server."""
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def url(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _args(self) -> list[str]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _ready(self) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Write configuration files before a launch."""
+
+    def _pick_ports(self) -> None:
+        self.port = free_port()
+
+    def start(self) -> str:
+        """Start the server and wait until it answers.
+
+        Called again after :meth:`stop` (``keep_data=True``) or :meth:`kill`,
+        it restarts on the same port and data.
+
+        :returns: :attr:`url`.
+        :raises ServerMissing: the binary is not installed.
+        :raises RuntimeError: it did not come up in time.
+        """
+        if self._own_dir and not self.directory:
+            self.directory = tempfile.mkdtemp(prefix="storaged-%s-" % self.kind)
+        fixed = bool(self.port)
+        for _attempt in range(1 if fixed else 3):
+            if not fixed:
+                self._pick_ports()
+            self._prepare()
+            if self._launch():
+                return self.url
+        raise RuntimeError(
+            f"{self.kind} did not start on port {self.port}; "
+            f"see {os.path.join(self.directory, self.kind + '.log')}"
+        )
+
+    def _launch(self) -> bool:
+        log = open(os.path.join(self.directory, self.kind + ".log"), "ab")
+        try:
+            self.process = subprocess.Popen(
+                self._args(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.process = None
+                return False  # most likely a port was taken meanwhile
+            if self._ready():
+                return True
+            time.sleep(0.05)
+        self.kill()
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash); its data directory is kept."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def stop(self, keep_data: bool = False) -> None:
+        """Stop the server by its pid; remove a temporary data directory.
+
+        :param keep_data: keep the data directory to :meth:`start` again.
+        """
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        if not keep_data and self._own_dir and self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = ""
+
+    def __enter__(self) -> _Server:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EtcdServer(_Server):
+    """A private single-member ``etcd`` (v3 API through its HTTP gateway).
+
+    :param directory: data directory; a temporary one by default.
+    :param port: client port on 127.0.0.1; a free one by default.
+    """
+
+    kind = "etcd"
+
+    def __init__(
+        self, *, directory: str | None = None, port: int | None = None
+    ) -> None:
+        super().__init__(directory, port)
+        self.binary = shutil.which("etcd")
+        self.peer_port = 0
+
+    @property
+    def url(self) -> str:
+        """``etcd3+http://127.0.0.1:PORT``."""
+        return f"etcd3+http://127.0.0.1:{self.port}"
+
+    @property
+    def client_url(self) -> str:
+        """``http://127.0.0.1:PORT``, for direct HTTP calls."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        if self.binary is None:
+            raise ServerMissing("etcd is not installed (Debian package etcd-server)")
+        return super().start()
+
+    def _pick_ports(self) -> None:
+        self.port = free_port()
+        self.peer_port = free_port()
+
+    def _prepare(self) -> None:
+        if not self.peer_port:
+            self.peer_port = free_port()
+
+    def _args(self) -> list[str]:
+        assert self.binary is not None
+        client = f"http://127.0.0.1:{self.port}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        return [
+            self.binary,
+            "--name", "test",
+            "--data-dir", os.path.join(self.directory, "data"),
+            "--listen-client-urls", client,
+            "--advertise-client-urls", client,
+            "--listen-peer-urls", peer,
+            "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"test={peer}",
+            "--initial-cluster-token", f"storaged-test-{self.port}",
+            "--initial-cluster-state", "new",
+            "--log-level", "error",
+            "--logger", "zap",
+        ]  # fmt: skip
+
+    def _ready(self) -> bool:
+        return _etcd_healthy(self.port)
+
+
+class ZooKeeperServer(_Server):
+    """A private standalone ZooKeeper.
+
+    ``tickTime`` is 500 ms and the session timeouts allowed are 1 to 60 s,
+    so that tests can use short session timeouts.
+
+    :param directory: data directory; a temporary one by default.
+    :param port: client port on 127.0.0.1; a free one by default.
+    :param force_sync: fsync the transaction log on every write, as a
+        production server does (off by default: faster tests).
+    """
+
+    kind = "zookeeper"
+    tick_ms = 500
+
+    def __init__(
+        self,
+        *,
+        directory: str | None = None,
+        port: int | None = None,
+        force_sync: bool = False,
+    ) -> None:
+        super().__init__(directory, port)
+        self.force_sync = force_sync
+        self.java = shutil.which("java")
+        self.jars = [j for j in ZOOKEEPER_JARS if os.path.exists(j)]
+
+    @property
+    def url(self) -> str:
+        """``zookeeper://127.0.0.1:PORT``."""
+        return f"zookeeper://127.0.0.1:{self.port}"
+
+    @property
+    def hosts(self) -> str:
+        """``127.0.0.1:PORT``, for a kazoo client."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        if self.java is None or not self.jars:
+            raise ServerMissing(
+                "ZooKeeper is not installed (Debian package zookeeper)"
+            )
+        return super().start()
+
+    def _prepare(self) -> None:
+        data = os.path.join(self.directory, "data")
+        os.makedirs(data, exist_ok=True)
+        with open(os.path.join(self.directory, "zoo.cfg"), "w") as cfg:
+            cfg.write(
+                f"tickTime={self.tick_ms}\n"
+                f"dataDir={data}\n"
+                f"clientPort={self.port}\n"
+                "clientPortAddress=127.0.0.1\n"
+                f"minSessionTimeout={2 * self.tick_ms}\n"
+                "maxSessionTimeout=60000\n"
+                "admin.enableServer=false\n"
+                "4lw.commands.whitelist=ruok,srvr,mntr,cons\n"
+                # A transaction log fsync per write is the slowest part of a
+                # test; losing the log on a machine crash does not matter here.
+                "forceSync=%s\n" % ("yes" if self.force_sync else "no")
+            )
+
+    def _args(self) -> list[str]:
+        assert self.java is not None
+        return [
+            self.java,
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Dzookeeper.log.dir=" + self.directory,
+            "-cp", os.pathsep.join([self.directory, *self.jars]),
+            "org.apache.zookeeper.server.ZooKeeperServerMain",
+            os.path.join(self.directory, "zoo.cfg"),
+        ]  # fmt: skip
+
+    def _ready(self) -> bool:
+        return _zk_ok(self.port)
+
+
+def _session_server(server: _Server) -> Iterator[_Server]:
+    try:
+        server.start()
+    except ServerMissing as err:
+        skip_or_fail(str(err))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def etcd_server() -> Iterator[_Server]:
+    """A private etcd shared by the whole test session."""
+    yield from _session_server(EtcdServer())
+
+
+@pytest.fixture(scope="session")
+def etcd_url(etcd_server: EtcdServer) -> str:
+    """``etcd3+http://`` URL of the session's private etcd."""
+    return etcd_server.url
+
+
+@pytest.fixture(scope="session")
+def zookeeper_server() -> Iterator[_Server]:
+    """A private ZooKeeper shared by the whole test session."""
+    yield from _session_server(ZooKeeperServer())
+
+
+@pytest.fixture(scope="session")
+def zookeeper_url(zookeeper_server: ZooKeeperServer) -> str:
+    """``zookeeper://`` URL of the session's private ZooKeeper."""
+    return zookeeper_server.url

@@ -1,0 +1,60 @@
+"""Membership: forced eviction, restart without ghosts, clean stop."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.functional.coordination import helpers
+
+HEARTBEAT = 0.5
+
+
+@pytest.mark.parametrize("backend", helpers.BACKENDS)
+def test_forced_eviction_is_repaired_within_a_couple_of_beats(
+    request, tmp_path, uid, coordinators, backend
+):
+    url = helpers.url_for(request, backend, tmp_path)
+    group = "evict-" + uid
+    member = coordinators(url, "node1:member-" + uid, heartbeat_interval=HEARTBEAT)
+    observer = coordinators(url, "node2:observer-" + uid,
+                            heartbeat_interval=HEARTBEAT)
+    member.join_group(group, {"role": "sync", "weight": 2})
+    left, joined = [], []
+    observer.watch_group(group, joined.append, left.append)
+    time.sleep(HEARTBEAT)  # let a beat or two pass in the steady state
+    helpers.evict(url, group, member.member_id)
+    evicted = time.monotonic()
+    assert member.member_id not in observer.get_members(group)
+    helpers.wait_for(lambda: member.member_id in observer.get_members(group))
+    back = time.monotonic() - evicted
+    assert back <= 2 * HEARTBEAT + 1.0, "re-joined after %.2fs" % back
+    caps = observer.get_members(group)[member.member_id]
+    assert caps["role"] == "sync" and caps["weight"] == 2
+    assert member.stats()["rejoins"] == 1
+
+
+@pytest.mark.parametrize("backend", helpers.BACKENDS)
+def test_restart_leaves_no_ghost_and_stop_leaves_at_once(
+    request, tmp_path, uid, coordinators, victims, backend
+):
+    url = helpers.url_for(request, backend, tmp_path)
+    group = "restart-" + uid
+    member = "node1:worker-" + uid
+    observer = coordinators(url, "node2:observer-" + uid)
+    first = victims(url, member, str(tmp_path), group=group, lock_ttl=10,
+                    membership_ttl=10, heartbeat=1.0)
+    first.expect("ready")
+    first.kill()
+    # Restarted at once, long before its old registration could expire.
+    again = victims(url, member, str(tmp_path), group=group, lock_ttl=10,
+                    membership_ttl=10, heartbeat=1.0)
+    pid = again.expect("ready")["pid"]
+    members = observer.get_members(group)
+    assert list(members) == [member]
+    assert members[member]["pid"] == pid  # the new registration, not a ghost
+    assert again.stop() == 0
+    again.expect("stopped")
+    # A clean stop leaves at once, not after the membership TTL.
+    assert observer.get_members(group) == {}
