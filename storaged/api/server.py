@@ -1,0 +1,761 @@
+"""The HTTP server of ``storaged-api``.
+
+Under the **eventlet** backend (the default) the application is served by
+``eventlet.wsgi``: one green thread per connection, HTTP/1.1 keep-alive,
+chunked request bodies decoded by the server.  Under the **threading**
+backend it is served by the standard library (:mod:`wsgiref` handlers on a
+:class:`socketserver.ThreadingMixIn` server): one native thread per
+connection, keep-alive when the response has a ``Content-Length`` (every
+response of the API has), chunked request bodies and ``Expect:
+100-continue`` handled here.  Either way:
+
+* the socket is bound and listening before ``READY=1`` goes to systemd;
+* ``[api] workers`` processes share it (forked after binding; a worker that
+  dies is replaced);
+* SIGTERM (or SIGINT): stop accepting, close idle kept-alive connections,
+  let requests in progress finish for at most ``[api] shutdown_timeout``
+  seconds, exit 0;
+* SIGHUP reopens log files (after logrotate) and re-reads
+  ``container-sync-realms.conf``.
+
+Timeline of a stop with one request in flight::
+
+    t=0    SIGTERM: STOPPING=1; listening socket closed; idle connections closed
+    t=0.2  the upload in progress goes on ...
+    t=3.1  ... its response is sent, its connection closed
+    t=3.1  exit 0     (or at t=shutdown_timeout, whatever is still running)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+import logging
+import os
+import signal
+import socket
+import socketserver
+import threading
+import time
+from typing import Any
+from wsgiref import simple_server
+
+from oslo_config import cfg
+
+from storaged import concurrency
+from storaged import exception
+from storaged.api import body
+from storaged.common import systemd
+
+LOG = logging.getLogger(__name__)
+
+WSGIApp = Callable[..., Any]
+#: Pending connections the kernel queues (Swift's ``backlog``).
+BACKLOG = 4096
+#: Seconds between two looks at the stop flag.
+_TICK = 0.1
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Return a listening TCP socket on ``host:port`` (IPv4 or IPv6).
+
+    Under eventlet the socket is green (the process is monkey-patched).
+    """
+    infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
+    family, _type, _proto, _name, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class StopFlag:
+    """Set by a signal handler, looked at by the serving loop.
+
+    :param parent: for a worker, the parent's pid: the worker stops when its
+        parent is gone (killed with SIGKILL, say), instead of serving on
+        alone.
+    """
+
+    def __init__(self, parent: int = 0) -> None:
+        self._stopping = False
+        self.reload = False
+        self.parent = parent
+
+    @property
+    def stopping(self) -> bool:
+        """True once asked to stop (or orphaned)."""
+        if not self._stopping and self.parent and os.getppid() != self.parent:
+            LOG.warning("The parent process is gone: stopping")
+            self._stopping = True
+        return self._stopping
+
+    @stopping.setter
+    def stopping(self, value: bool) -> None:
+        self._stopping = value
+
+    def install(self) -> None:
+        """Handle SIGTERM and SIGINT (stop) and SIGHUP (reload)."""
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, self._hup)
+
+    def _stop(self, signo: int, frame: Any) -> None:
+        self.stopping = True
+
+    def _hup(self, signo: int, frame: Any) -> None:
+        self.reload = True
+
+
+class _EventletLog:
+    """Where eventlet's server messages go: its chatter at debug level."""
+
+    def info(self, msg: str, *args: Any) -> None:
+        LOG.debug(msg, *args)
+
+    def debug(self, msg: str, *args: Any) -> None:
+        LOG.debug(msg, *args)
+
+    def warning(self, msg: str, *args: Any) -> None:
+        LOG.warning(msg, *args)
+
+    def error(self, msg: str, *args: Any) -> None:
+        LOG.error(msg, *args)
+
+    def write(self, msg: str) -> None:
+        LOG.debug("%s", msg.rstrip())
+
+
+# -- eventlet ------------------------------------------------------------------
+
+
+def _serve_eventlet(
+    sock: socket.socket,
+    app: WSGIApp,
+    conf: cfg.ConfigOpts,
+    flag: StopFlag,
+    on_ready: Callable[[], None],
+    on_reload: Callable[[], None],
+) -> None:
+    # The one place besides storaged.concurrency that imports eventlet:
+    # its WSGI server, only when the process runs on eventlet.
+    import eventlet
+    import eventlet.wsgi
+
+    group = conf.api
+    eventlet.wsgi.MAX_HEADER_LINE = group.max_url_length
+    pool = eventlet.GreenPool(group.max_clients)
+    server = eventlet.spawn(
+        eventlet.wsgi.server,
+        sock,
+        app,
+        log=_EventletLog(),
+        custom_pool=pool,
+        keepalive=True,
+        log_output=False,
+        url_length_limit=group.max_url_length,
+        debug=False,
+        socket_timeout=group.client_timeout,
+        minimum_chunk_size=64 * 1024,
+    )
+    on_ready()
+    while not flag.stopping and not server.dead:
+        eventlet.sleep(_TICK)
+        if flag.reload:
+            flag.reload = False
+            on_reload()
+    LOG.info("Stopping: no new connections; %d open connection(s) get %.0fs "
+             "to finish their request", pool.running(), group.shutdown_timeout)
+    # Killing the server's green thread ends its accept loop (closing the
+    # socket would not wake it); on its way out it closes the idle
+    # kept-alive connections and marks the busy ones to close once their
+    # response is sent.
+    server.kill()
+    sock.close()
+    deadline = time.monotonic() + group.shutdown_timeout
+    while pool.running() and time.monotonic() < deadline:
+        eventlet.sleep(_TICK)
+    left = pool.running()
+    if left:
+        LOG.warning("Stopped with %d request(s) still in progress after %.0fs",
+                    left, group.shutdown_timeout)
+        body.abort_uploads()
+
+
+# -- threading -----------------------------------------------------------------
+
+
+class _ChunkedInput:
+    """A ``Transfer-Encoding: chunked`` request body, decoded."""
+
+    def __init__(self, rfile: Any, max_line: int) -> None:
+        self._rfile = rfile
+        self._max_line = max_line
+        self._left = 0
+        self.done = False
+
+    def _next_chunk(self) -> None:
+        line = self._rfile.readline(self._max_line + 1)
+        if not line.endswith(b"\n"):
+            raise ConnectionError("chunked body: truncated chunk size line")
+        size_text = line.split(b";", 1)[0].strip()
+        try:
+            self._left = int(size_text, 16)
+        except ValueError as err:
+            raise ConnectionError("chunked body: bad chunk size") from err
+        if self._left < 0:
+            raise ConnectionError("chunked body: bad chunk size")
+        if self._left == 0:
+            # Trailers up to the empty line.
+            while True:
+                trailer = self._rfile.readline(self._max_line + 1)
+                if not trailer.endswith(b"\n"):
+                    raise ConnectionError("chunked body: truncated trailers")
+                if trailer in (b"\r\n", b"\n"):
+                    break
+            self.done = True
+
+    def read(self, size: int = -1) -> bytes:
+        if self.done:
+            return b""
+        if self._left == 0:
+            self._next_chunk()
+            if self.done:
+                return b""
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._rfile.read(want)
+        if len(data) < want:
+            raise ConnectionError("chunked body: connection closed in a chunk")
+        self._left -= len(data)
+        if self._left == 0 and self._rfile.readline(3) not in (b"\r\n", b"\n"):
+            raise ConnectionError("chunked body: missing CRLF after a chunk")
+        return bytes(data)
+
+
+class _LengthInput:
+    """A request body of ``Content-Length`` bytes (or none)."""
+
+    def __init__(self, rfile: Any, length: int) -> None:
+        self._rfile = rfile
+        self._left = length
+
+    @property
+    def done(self) -> bool:
+        return self._left <= 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._rfile.read(want)
+        self._left -= len(data)
+        if not data:
+            self._left = 0
+        return bytes(data)
+
+
+class _Input:
+    """``wsgi.input``: sends ``100 Continue`` before the first read if asked."""
+
+    def __init__(self, body: _ChunkedInput | _LengthInput, wfile: Any,
+                 expect_continue: bool) -> None:
+        self._body = body
+        self._wfile = wfile
+        self._continue = expect_continue
+
+    @property
+    def done(self) -> bool:
+        return self._body.done
+
+    def read(self, size: int = -1) -> bytes:
+        if self._continue:
+            self._continue = False
+            self._wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._wfile.flush()
+        return self._body.read(size)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self.read(size if size and size > 0 else 8192)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(self)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            data = self.read(64 * 1024)
+            if not data:
+                return
+            yield data
+
+    def drain(self, limit: int) -> bool:
+        """Read and drop the rest of the body, up to ``limit`` bytes."""
+        if self._continue:
+            return self.done
+        total = 0
+        while not self.done and total <= limit:
+            data = self._body.read(min(64 * 1024, limit + 1 - total))
+            if not data:
+                break
+            total += len(data)
+        return self.done
+
+
+class _ServerHandler(simple_server.ServerHandler):
+    """wsgiref's handler, answering in HTTP/1.1 and logging through storaged."""
+
+    http_version = "1.1"
+    # No ``Server:`` header naming the Python version.
+    server_software = ""
+    request_handler: _RequestHandler
+
+    def close(self) -> None:
+        handler = self.request_handler
+        headers = getattr(self, "headers", None)
+        if headers is not None:
+            handler.response_has_length = "Content-Length" in headers
+            handler.response_closes = (
+                (headers.get("Connection") or "").lower() == "close"
+            )
+        super().close()
+
+    def log_exception(self, exc_info: Any) -> None:
+        self.request_handler.response_closes = True
+        LOG.debug("Response aborted", exc_info=exc_info)
+
+
+class _RequestHandler(simple_server.WSGIRequestHandler):
+    """One connection: requests one after the other (keep-alive)."""
+
+    protocol_version = "HTTP/1.1"
+    server: _ThreadingServer
+    response_has_length = False
+    response_closes = False
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.client_timeout)
+        # wsgiref writes the status line, the headers and the body in
+        # separate sends: without this, Nagle's algorithm and the client's
+        # delayed ACK add 40 ms to every small response on a kept-alive
+        # connection.
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        self.server.track(self, idle=True)
+
+    def finish(self) -> None:
+        self.server.untrack(self)
+        super().finish()
+
+    def handle(self) -> None:
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection:
+            self.handle_one_request()
+
+    def handle_one_request(self) -> None:
+        max_line = self.server.max_line
+        try:
+            self.raw_requestline = self.rfile.readline(max_line + 1)
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        self.server.track(self, idle=False)
+        try:
+            self._one_request(max_line)
+        finally:
+            self.server.track(self, idle=True)
+            if self.server.stopping:
+                self.close_connection = True
+
+    def _one_request(self, max_line: int) -> None:
+        if len(self.raw_requestline) > max_line:
+            self.requestline = ""
+            self.request_version = ""
+            self.command = ""
+            self.send_error(414)
+            self.close_connection = True
+            return
+        if not self.parse_request():
+            self.close_connection = True
+            return
+        chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+        length_text = self.headers.get("Content-Length") or "0"
+        body: _ChunkedInput | _LengthInput
+        if chunked:
+            body = _ChunkedInput(self.rfile, max_line)
+        else:
+            try:
+                length = int(length_text)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self.send_error(400, "Invalid Content-Length")
+                self.close_connection = True
+                return
+            body = _LengthInput(self.rfile, length)
+        expect = (self.headers.get("Expect") or "").lower() == "100-continue"
+        stream = _Input(body, self.wfile, expect)
+        environ = self.get_environ()
+        if self.headers.get("Content-Type") is None:
+            # wsgiref fills in text/plain: let the application know there was
+            # none (the object's name tells its type then).
+            environ.pop("CONTENT_TYPE", None)
+        if chunked:
+            environ.pop("CONTENT_LENGTH", None)
+        self.response_has_length = False
+        self.response_closes = False
+        wfile: Any = self.wfile
+        handler = _ServerHandler(
+            stream, wfile, self.get_stderr(), environ, multithread=True,
+        )
+        handler.request_handler = self
+        app = self.server.get_app()
+        assert app is not None
+        handler.run(app)
+        if (
+            self.response_closes
+            or not self.response_has_length
+            or not stream.drain(64 * 1024)
+        ):
+            self.close_connection = True
+
+    def handle_expect_100(self) -> bool:
+        """Defer ``100 Continue`` to the first read of the body.
+
+        A request refused before its body is read (401, 404, 413) then
+        gets its answer without the client sending the body first.
+        """
+        return True
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        """The application writes the access log."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        LOG.debug("%s %s", self.address_string(), format % args)
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
+    """A thread per connection; knows which connections are idle."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, sock: socket.socket, app: WSGIApp, conf: cfg.ConfigOpts) -> None:
+        group = conf.api
+        socketserver.BaseServer.__init__(self, sock.getsockname()[:2],
+                                         _RequestHandler)
+        self.socket = sock
+        host, port = sock.getsockname()[:2]
+        self.server_name = socket.getfqdn(host) if host else "localhost"
+        self.server_port = port
+        self.setup_environ()
+        self.set_app(app)
+        self.client_timeout = group.client_timeout
+        self.max_line = group.max_url_length
+        self.max_clients = group.max_clients
+        self.stopping = False
+        self._lock = threading.Lock()
+        self._connections: dict[_RequestHandler, bool] = {}
+
+    def track(self, handler: _RequestHandler, idle: bool) -> None:
+        with self._lock:
+            self._connections[handler] = idle
+
+    def untrack(self, handler: _RequestHandler) -> None:
+        with self._lock:
+            self._connections.pop(handler, None)
+
+    def busy(self) -> int:
+        """Return the number of connections in the middle of a request."""
+        with self._lock:
+            return sum(1 for idle in self._connections.values() if not idle)
+
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        if self.open_connections() >= self.max_clients:
+            LOG.warning("Refused a connection from %s: %d connections open",
+                        client_address[0], self.max_clients)
+            return False
+        return True
+
+    def close_idle(self) -> None:
+        """Wake the threads waiting for a next request, so that they end."""
+        with self._lock:
+            idle = [h for h, is_idle in self._connections.items() if is_idle]
+        for handler in idle:
+            try:
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _serve_threading(
+    sock: socket.socket,
+    app: WSGIApp,
+    conf: cfg.ConfigOpts,
+    flag: StopFlag,
+    on_ready: Callable[[], None],
+    on_reload: Callable[[], None],
+) -> None:
+    group = conf.api
+    server = _ThreadingServer(sock, app, conf)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(_TICK,), name="api-accept", daemon=True
+    )
+    thread.start()
+    on_ready()
+    while not flag.stopping and thread.is_alive():
+        time.sleep(_TICK)
+        if flag.reload:
+            flag.reload = False
+            on_reload()
+    LOG.info("Stopping: no new connections; %d busy get %.0fs to finish",
+             server.busy(), group.shutdown_timeout)
+    server.stopping = True
+    server.shutdown()
+    server.server_close()
+    deadline = time.monotonic() + group.shutdown_timeout
+    while time.monotonic() < deadline:
+        server.close_idle()
+        if not server.open_connections():
+            break
+        time.sleep(_TICK)
+    left = server.busy()
+    if left:
+        LOG.warning("Stopped with %d request(s) still in progress after %.0fs",
+                    left, group.shutdown_timeout)
+        body.abort_uploads()
+
+
+# -- a worker, and the parent of several ---------------------------------------
+
+
+def reopen_log_files() -> None:
+    """Close the log file handlers; the next record reopens them (logrotate)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                handler.close()
+            finally:
+                handler.release()
+
+
+def serve_worker(
+    sock: socket.socket,
+    build_app: Callable[[], Any],
+    conf: cfg.ConfigOpts,
+    flag: StopFlag,
+    on_ready: Callable[[], None],
+) -> None:
+    """Build the application and serve ``sock`` until ``flag`` says stop."""
+    app = build_app()
+    realms = getattr(app, "realms", None)
+
+    def reload() -> None:
+        reopen_log_files()
+        if realms is not None:
+            LOG.info("SIGHUP: log files reopened, container-sync realms re-read")
+            realms.reload()
+
+    serve = _serve_eventlet if concurrency.is_eventlet() else _serve_threading
+    try:
+        serve(sock, app, conf, flag, on_ready, reload)
+    finally:
+        close = getattr(app, "close", None)
+        if close is not None:
+            close()
+
+
+def run(
+    conf: cfg.ConfigOpts,
+    build_app: Callable[[], Any],
+    notifier: systemd.Notifier,
+) -> int:
+    """Serve the API as ``storaged-api`` does; return the exit status.
+
+    :param build_app: makes the WSGI application (called in each worker,
+        after the fork: database connections are never shared).
+    """
+    group = conf.api
+    flag = StopFlag()
+    flag.install()
+    try:
+        sock = bind_socket(group.bind_host, group.bind_port)
+    except OSError as err:
+        LOG.error("Cannot listen on %s:%s: %s", group.bind_host, group.bind_port,
+                  err.strerror or err)
+        return 1
+    host, port = sock.getsockname()[:2]
+    LOG.info("storaged-api listening on %s:%s (%s backend, %d worker(s))",
+             host, port, concurrency.backend(), group.workers)
+    if group.workers == 1:
+        def ready() -> None:
+            notifier.ready("serving on %s:%s" % (host, port))
+            notifier.start_watchdog()
+
+        try:
+            serve_worker(sock, build_app, conf, flag, ready)
+        finally:
+            notifier.stopping()
+            notifier.stop_watchdog()
+        LOG.info("storaged-api stopped")
+        return 0
+    return _run_workers(conf, sock, build_app, notifier, flag, "%s:%s" % (host, port))
+
+
+def _run_workers(
+    conf: cfg.ConfigOpts,
+    sock: socket.socket,
+    build_app: Callable[[], Any],
+    notifier: systemd.Notifier,
+    flag: StopFlag,
+    where: str,
+) -> int:
+    group = conf.api
+    native_os: Any = concurrency.native_module("os")
+    children: dict[int, int] = {}
+    read_end, write_end = native_os.pipe()
+    parent_pid = native_os.getpid()
+
+    def spawn(slot: int) -> None:
+        pid = native_os.fork()
+        if pid:
+            children[pid] = slot
+            return
+        # The worker: its own signal handling, never the parent's clean-up.
+        status = 0
+        try:
+            native_os.close(read_end)
+            child_flag = StopFlag(parent=parent_pid)
+            child_flag.install()
+
+            def ready() -> None:
+                native_os.write(write_end, b"1")
+
+            serve_worker(sock, build_app, conf, child_flag, ready)
+        except exception.ConfigError as err:
+            LOG.error("Worker %d cannot start: %s", slot, err)
+            status = 2
+        except BaseException:
+            LOG.exception("Worker %d failed", slot)
+            status = 1
+        finally:
+            os._exit(status)
+
+    # One at a time: each worker builds its application (creating the
+    # catalog and data directories on a first start) before the next forks.
+    for slot in range(group.workers):
+        spawn(slot)
+        status = _wait_started(native_os, read_end, children, slot)
+        if status is not None:
+            LOG.error("Worker %d exited with status %d before serving", slot, status)
+            _stop_children(native_os, children, 10.0)
+            return 2 if status == 2 else 1
+    notifier.ready("serving on %s with %d workers" % (where, group.workers))
+    notifier.start_watchdog()
+    last_spawn = 0.0
+    while not flag.stopping:
+        concurrency.native_sleep(_TICK)
+        while _wait_readable(read_end, 0):
+            native_os.read(read_end, 64)   # replacements saying they started
+        if flag.reload:
+            flag.reload = False
+            reopen_log_files()
+            for pid in list(children):
+                _signal(native_os, pid, signal.SIGHUP)
+        dead = _reap(native_os, children)
+        for slot in dead:
+            # Not faster than one per second: a worker that cannot start
+            # must not turn the parent into a fork loop.
+            wait = last_spawn + 1.0 - time.monotonic()
+            if wait > 0:
+                concurrency.native_sleep(wait)
+            LOG.warning("Worker %d exited; starting another", slot)
+            spawn(slot)
+            last_spawn = time.monotonic()
+    notifier.stopping()
+    notifier.stop_watchdog()
+    sock.close()
+    _stop_children(native_os, children, group.shutdown_timeout + 5.0)
+    LOG.info("storaged-api stopped")
+    return 0
+
+
+def _wait_started(
+    native_os: Any, read_end: int, children: dict[int, int], slot: int
+) -> int | None:
+    """Wait until worker ``slot`` says it serves; its exit status if it died."""
+    deadline = time.monotonic() + 120
+    statuses: list[int] = []
+    while time.monotonic() < deadline:
+        if _wait_readable(read_end, 0.2) and native_os.read(read_end, 1):
+            return None
+        if slot in _reap(native_os, children, statuses):
+            return statuses[-1] if statuses else 1
+    return 1
+
+
+def _stop_children(native_os: Any, children: dict[int, int], timeout: float) -> None:
+    """SIGTERM every worker, wait up to ``timeout``, then SIGKILL the rest."""
+    for pid in list(children):
+        _signal(native_os, pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while children and time.monotonic() < deadline:
+        _reap(native_os, children)
+        concurrency.native_sleep(_TICK)
+    for pid in list(children):
+        LOG.warning("Worker %d did not stop in time: killed", pid)
+        _signal(native_os, pid, signal.SIGKILL)
+        try:
+            native_os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        children.pop(pid, None)
+
+
+def _signal(native_os: Any, pid: int, signo: int) -> None:
+    try:
+        native_os.kill(pid, signo)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(
+    native_os: Any, children: dict[int, int], statuses: list[int] | None = None
+) -> list[int]:
+    """Collect exited workers; return their slots (exit statuses to ``statuses``)."""
+    slots = []
+    while children:
+        try:
+            pid, status = native_os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            children.clear()
+            break
+        if pid == 0:
+            break
+        slot = children.pop(pid, None)
+        if slot is not None:
+            slots.append(slot)
+            if statuses is not None and os.WIFEXITED(status):
+                statuses.append(os.WEXITSTATUS(status))
+    return slots
+
+
+def _wait_readable(fd: int, timeout: float) -> bool:
+    select_mod: Any = concurrency.native_module("select")
+    readable, _w, _x = select_mod.select([fd], [], [], timeout)
+    return bool(readable)
