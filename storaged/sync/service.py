@@ -1,0 +1,342 @@
+"""The sync daemon's worker: one pass over every container that syncs.
+
+:class:`SyncWorker` is what :func:`storaged.common.service.run_daemon`
+drives.  Per pass it re-reads the realms file if it changed, lists the
+containers with ``X-Container-Sync-To`` and ``-Key`` (an index lookup),
+reads the sync group's members from coordination and hands each container
+to the :class:`~storaged.sync.engine.SyncEngine`, isolated: a container
+that fails is counted, logged once, and the pass goes on.
+
+Progress is visible beyond the logs:
+
+* per container and worker, a record in the state store under
+  ``sync/<account>/<container>/<worker>`` (rows behind, sync points, last
+  success, last error, rate, counters) -- ``storaged-manage sync status``
+  reads them;
+* the pass's counters in the daemon's status record (``storaged-manage
+  status``);
+* optionally a Prometheus textfile (``[sync] metrics_file``);
+* a report line per container, a summary per pass, and a "since" line
+  every ``[sync] report_interval``, as Swift logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import logging
+import os
+import tempfile
+import time
+from typing import Any
+from typing import Final
+from typing import Protocol
+
+from storaged import concurrency
+from storaged import exception
+from storaged.common.service import MAX_ERRORS_KEPT
+from storaged.common.service import PassContext
+from storaged.sync import engine as engine_mod
+from storaged.sync import realms as realms_mod
+
+LOG = logging.getLogger(__name__)
+
+#: State store prefix of the per-container progress records.
+PROGRESS_PREFIX: Final = "sync/"
+#: Progress records of containers not synced for this long expire.
+PROGRESS_TTL: Final = 30 * 86400.0
+_COUNTERS: Final = ("puts", "deletes", "skips", "superseded", "failures", "bytes")
+
+
+class _Coordinator(Protocol):
+    member_id: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def join_group(self, group: str, capabilities: dict[str, Any]) -> None: ...
+
+    def get_members(self, group: str) -> dict[str, dict[str, Any]]: ...
+
+
+class _Store(Protocol):
+    def get(self, key: str) -> Any: ...
+
+    def set(self, key: str, value: Any, *, ttl: float | None = None) -> None: ...
+
+
+def progress_key(account: str, container: str, worker: str) -> str:
+    """Return the state store key of a container's progress for a worker."""
+    return "%s%s/%s/%s" % (PROGRESS_PREFIX, account, container, worker)
+
+
+class SyncWorker:
+    """The periodic worker of ``storaged-sync``.
+
+    :param engine: the sync engine (its ``worker`` is the member id).
+    :param coordinator: the coordination member, or None to work alone.
+    :param store: the state store for progress records, or None.
+    :param group: the sync group's name.
+    :param report_interval: seconds between two "since" summary lines.
+    :param metrics_file: Prometheus textfile to write after each pass, or "".
+    """
+
+    name = "sync"
+
+    def __init__(
+        self,
+        engine: engine_mod.SyncEngine,
+        coordinator: _Coordinator | None,
+        store: _Store | None,
+        group: str = "storaged-sync",
+        report_interval: float = 3600.0,
+        metrics_file: str = "",
+    ) -> None:
+        self.engine = engine
+        self.coordinator = coordinator
+        self.store = store
+        self.group = group
+        self.report_interval = report_interval
+        self.metrics_file = metrics_file
+        self._since = time.time()
+        self._totals = dict.fromkeys(_COUNTERS, 0)
+        self._records: dict[tuple[str, str], dict[str, Any]] = {}
+
+    # -- service hooks ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Join the sync group (the back end may be down: retried behind)."""
+        if self.coordinator is None:
+            return
+        try:
+            self.coordinator.start()
+        except exception.StoragedError as err:
+            LOG.warning("Coordination back end unavailable (%s); working alone "
+                        "until it is back", err)
+        try:
+            self.coordinator.join_group(self.group, {"daemon": "sync"})
+            LOG.info("Joined sync group %s as %s", self.group,
+                     self.coordinator.member_id)
+        except exception.StoragedError as err:
+            # The coordinator joins the group once it is connected.
+            LOG.warning("Could not join sync group %s yet: %s", self.group, err)
+
+    def stop(self) -> None:
+        """Leave the group, close the connections."""
+        try:
+            if self.coordinator is not None:
+                self.coordinator.stop()
+        finally:
+            self.engine.http.close()
+
+    # -- one pass ------------------------------------------------------------------
+
+    def view(self) -> engine_mod.View:
+        """Return the sync group as it is now (this worker alone if unknown).
+
+        Working alone when the group cannot be read pushes more rows than
+        needed (every worker pushes everything), never fewer.
+        """
+        me = self.engine.worker
+        if self.coordinator is None:
+            return engine_mod.View.of(me, ())
+        try:
+            members = concurrency.run_blocking(self.coordinator.get_members, self.group)
+        except exception.StoragedError as err:
+            LOG.warning("Sync group %s unreadable (%s): this worker pushes every "
+                        "row for now", self.group, err)
+            return engine_mod.View.of(me, ())
+        if me not in members:
+            # Not (yet, or no longer) a member: the others do not count on
+            # this worker, so it pushes everything.
+            return engine_mod.View.of(me, ())
+        return engine_mod.View.of(me, members)
+
+    def run_pass(self, ctx: PassContext) -> None:
+        """Sync every container that has a target."""
+        self.engine.realms.refresh()
+        containers = concurrency.run_blocking(self.engine.catalog.containers_with_sync)
+        ctx.count("containers", 0)
+        for account, container in containers:
+            if ctx.stopping:
+                ctx.stats.interrupted = True
+                LOG.info("sync: stop requested, leaving the pass")
+                break
+            self._container(ctx, account, container)
+        self._write_metrics()
+        self._maybe_report()
+
+    def _container(self, ctx: PassContext, account: str, container: str) -> None:
+        label = "%s/%s" % (account, container)
+        ctx.count("items")
+        ctx.count("containers")
+        try:
+            report = self.engine.sync_container(
+                account, container, self.view(), lambda: ctx.stopping
+            )
+        except exception.FatalError:
+            ctx.count("failed")
+            raise
+        except Exception as err:
+            ctx.count("failed")
+            self._keep_error(ctx, "%s: %s" % (label, err))
+            if isinstance(err, exception.StoragedError):
+                LOG.error("sync: container %s failed: %s", label, err)
+            else:
+                LOG.exception("sync: container %s failed", label)
+            self._record_error(account, container, str(err))
+            return
+        for counter in _COUNTERS:
+            value = getattr(report, counter)
+            ctx.count(counter, value)
+            self._totals[counter] += value
+        if report.failures:
+            ctx.count("failed")
+            self._keep_error(ctx, "%s: %d row(s) failed, first: %s" % (
+                label, report.failures, report.errors[0] if report.errors else "?"))
+        else:
+            ctx.count("succeeded")
+        self._record(report)
+
+    @staticmethod
+    def _keep_error(ctx: PassContext, text: str) -> None:
+        if len(ctx.stats.errors) < MAX_ERRORS_KEPT:
+            ctx.stats.errors.append(text[:500])
+
+    # -- progress records ---------------------------------------------------
+
+    def _previous(self, account: str, container: str) -> dict[str, Any]:
+        known = self._records.get((account, container))
+        if known is not None:
+            return known
+        if self.store is None:
+            return {}
+        try:
+            value = concurrency.run_blocking(
+                self.store.get, progress_key(account, container, self.engine.worker)
+            )
+        except exception.StoragedError:
+            return {}
+        return dict(value) if isinstance(value, Mapping) else {}
+
+    def _save(self, account: str, container: str, record: dict[str, Any]) -> None:
+        self._records[(account, container)] = record
+        if self.store is None:
+            return
+        try:
+            concurrency.run_blocking(
+                self.store.set,
+                progress_key(account, container, self.engine.worker),
+                record,
+                ttl=PROGRESS_TTL,
+            )
+        except exception.StoragedError as err:
+            LOG.warning("Could not record the sync progress of %s/%s: %s",
+                        account, container, err)
+
+    def _record(self, report: engine_mod.ContainerReport) -> None:
+        record = self._previous(report.account, report.container)
+        record.update(report.as_dict())
+        record["updated_at"] = time.time()
+        if report.failures:
+            record["last_error"] = report.errors[0] if report.errors else "row failed"
+            record["last_error_at"] = report.ended_at
+        elif not report.stopped or report.stopped == "not syncing":
+            record["last_success_at"] = report.ended_at
+        record.setdefault("last_success_at", None)
+        record.setdefault("last_error", "")
+        record.setdefault("last_error_at", None)
+        self._save(report.account, report.container, record)
+
+    def _record_error(self, account: str, container: str, text: str) -> None:
+        record = self._previous(account, container)
+        record.update({
+            "account": account,
+            "container": container,
+            "worker": self.engine.worker,
+            "last_error": text[:300],
+            "last_error_at": time.time(),
+            "updated_at": time.time(),
+        })
+        record.setdefault("last_success_at", None)
+        self._save(account, container, record)
+
+    # -- reports -------------------------------------------------------------------
+
+    def _maybe_report(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        if now - self._since < self.report_interval:
+            return
+        t = self._totals
+        LOG.info(
+            "Since %s: %d synced [%d deletes, %d puts], %d skipped, %d failed, "
+            "%d bytes",
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self._since)),
+            t["puts"] + t["deletes"] + t["skips"] + t["superseded"],
+            t["deletes"], t["puts"], t["skips"], t["failures"], t["bytes"],
+        )
+        self._since = now
+        self._totals = dict.fromkeys(_COUNTERS, 0)
+
+    def _write_metrics(self) -> None:
+        if not self.metrics_file:
+            return
+        try:
+            concurrency.run_blocking(
+                write_metrics, self.metrics_file, list(self._records.values())
+            )
+        except OSError as err:
+            LOG.warning("Could not write %s: %s", self.metrics_file, err)
+
+
+_METRICS: Final = (
+    ("rows_behind", "storaged_sync_rows_behind", "gauge",
+     "Row ids of the change log after this worker's point1."),
+    ("point1", "storaged_sync_point1", "gauge", "Sync point 1 (new rows)."),
+    ("point2", "storaged_sync_point2", "gauge", "Sync point 2 (re-check)."),
+    ("rate", "storaged_sync_rate_objects_per_second", "gauge",
+     "Rows confirmed per second in the last pass."),
+    ("last_success_at", "storaged_sync_last_success_timestamp_seconds", "gauge",
+     "When a pass over the container last finished without a failed row."),
+    ("last_error_at", "storaged_sync_last_error_timestamp_seconds", "gauge",
+     "When a pass over the container last failed."),
+    ("failures", "storaged_sync_last_pass_failures", "gauge",
+     "Rows that failed in the last pass."),
+)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def write_metrics(path: str, records: list[dict[str, Any]]) -> None:
+    """Write the progress records as a Prometheus textfile, atomically."""
+    lines: list[str] = []
+    for field, metric, kind, text in _METRICS:
+        lines.append("# HELP %s %s" % (metric, text))
+        lines.append("# TYPE %s %s" % (metric, kind))
+        for rec in records:
+            value = rec.get(field)
+            if value is None:
+                continue
+            lines.append('%s{account="%s",container="%s",worker="%s"} %s' % (
+                metric, _label(str(rec.get("account", ""))),
+                _label(str(rec.get("container", ""))),
+                _label(str(rec.get("worker", ""))), float(value)))
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sync-metrics-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def check_realms(path: str) -> realms_mod.Realms:
+    """Load the realms file at start-up (a malformed one stops the daemon)."""
+    return realms_mod.Realms.load(path)

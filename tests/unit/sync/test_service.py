@@ -1,0 +1,94 @@
+"""The daemon's worker: passes, progress records, metrics, the group view."""
+
+from __future__ import annotations
+
+from storaged import kvs
+from storaged.common.service import run_pass
+from storaged.coordination.errors import CoordinationUnavailable
+from storaged.sync import service as service_mod
+from tests.unit.sync.conftest import SYNC_KEY
+from tests.unit.sync.conftest import put
+
+
+class Coordinator:
+    """Just what the worker asks of a coordinator."""
+
+    def __init__(self, member_id, members=None, down=False):
+        self.member_id = member_id
+        self.members = members or {}
+        self.down = down
+        self.joined = []
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def join_group(self, group, caps):
+        self.joined.append(group)
+
+    def get_members(self, group):
+        if self.down:
+            raise CoordinationUnavailable("coordination back end down")
+        return self.members
+
+
+def test_pass_records_progress_and_metrics(tmp_path, source, target, make_engine):
+    for i in range(5):
+        put(source, "p%d" % i)
+    store = kvs.open_store("memory://svc-progress")
+    metrics = tmp_path / "sync.prom"
+    worker = service_mod.SyncWorker(make_engine(), None, store,
+                                    metrics_file=str(metrics))
+    stats = run_pass(worker)
+    assert stats.ok, stats.errors
+    assert stats.counters["puts"] == 5 and stats.counters["containers"] == 1
+    record = store.get(service_mod.progress_key("AUTH_test", "src", "node:sync"))
+    assert record["rows_behind"] == 0 and record["puts"] == 5
+    assert record["last_success_at"] and not record["last_error"]
+    assert record["target"] == "//us/dst/AUTH_test/dst"
+    assert SYNC_KEY not in repr(record)
+    text = metrics.read_text()
+    assert ('storaged_sync_rows_behind{account="AUTH_test",container="src",'
+            'worker="node:sync"} 0.0') in text
+
+
+def test_failing_container_is_isolated_and_recorded(source, target, make_engine):
+    source.create_container("AUTH_test", "bad", {
+        "X-Container-Sync-To": "//nowhere/x/AUTH_test/dst",
+        "X-Container-Sync-Key": SYNC_KEY})
+    put(source, "ok")
+    store = kvs.open_store("memory://svc-failing")
+    worker = service_mod.SyncWorker(make_engine(), None, store)
+    stats = run_pass(worker)
+    assert not stats.ok
+    assert stats.counters["failed"] == 1 and stats.counters["succeeded"] == 1
+    bad = store.get(service_mod.progress_key("AUTH_test", "bad", "node:sync"))
+    assert "No realm key" in bad["last_error"]
+    assert "ok" in target.objects()
+
+
+def test_view_from_the_group_or_alone(make_engine):
+    eng = make_engine("n1:sync")
+    coord = Coordinator("n1:sync", {"n1:sync": {}, "n2:sync": {}})
+    worker = service_mod.SyncWorker(eng, coord, None)
+    worker.start()
+    assert coord.joined == ["storaged-sync"]
+    assert worker.view().members == ("n1:sync", "n2:sync")
+    # Not listed (yet): push everything rather than count on the others.
+    coord.members = {"n2:sync": {}}
+    assert worker.view().members == ("n1:sync",)
+    coord.down = True
+    assert worker.view().members == ("n1:sync",)
+
+
+def test_interval_report_line(make_engine, caplog):
+    worker = service_mod.SyncWorker(make_engine(), None, None, report_interval=10)
+    worker._totals.update(puts=3, deletes=2, skips=1)
+    worker._maybe_report(worker._since + 5)
+    assert "Since" not in caplog.text
+    with caplog.at_level("INFO"):
+        worker._maybe_report(worker._since + 11)
+    assert "6 synced [2 deletes, 3 puts], 1 skipped, 0 failed" in caplog.text
+    assert worker._totals["puts"] == 0
