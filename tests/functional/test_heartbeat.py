@@ -253,6 +253,9 @@ def test_agent_survives_a_backend_outage(tmp_path, nodes):
         a.start()
         wait_for(lambda: _member_ids(a.members()) == {"node-a:heartbeat"},
                  what=lambda: "joined\n" + a.output())
+        # The first pass (and so the first published view) comes up to one
+        # publish interval after the join.
+        wait_for(a.view, what=lambda: "a published view\n" + a.output())
         server.kill()
         # While the back end is down: the agent lives on, the published view
         # answers `cluster members` (exit 1, saying where it came from).
