@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Sequence
 import configparser
+import logging
 import os
 import threading
 import time
@@ -166,7 +167,85 @@ def setup(backend: str | None = None, argv: Sequence[str] = ()) -> str:
     else:
         oslo_backend.init_backend(oslo_backend.BackendType.THREADING)
     _backend, _source = backend, source
+    share_logging_locks()
     return backend
+
+
+class _SharedLock:
+    """A recursive lock that green and native threads can wait on together.
+
+    The exclusion is a native lock.  A native thread waits on it as usual; a
+    green thread (on the hub's thread) never blocks the hub: it tries, and
+    yields to the other green threads between tries, which is cheap because
+    a log record holds a handler's lock for microseconds.
+    """
+
+    def __init__(self) -> None:
+        self._lock = _native_threading().Lock()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self, blocking: bool = True) -> bool:
+        import greenlet
+
+        me = id(greenlet.getcurrent())
+        if self._owner == me:
+            self._depth += 1
+            return True
+        if _on_hub_thread():
+            delay = 0.0
+            while not self._lock.acquire(False):
+                if not blocking:
+                    return False
+                sleep(delay)
+                delay = min(delay * 2 or 0.0001, 0.01)
+        elif not self._lock.acquire(blocking):
+            return False
+        self._owner, self._depth = me, 0
+        return True
+
+    def release(self) -> None:
+        if self._depth:
+            self._depth -= 1
+            return
+        self._owner = None
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _at_fork_reinit(self) -> None:
+        self._lock = _native_threading().Lock()
+        self._owner, self._depth = None, 0
+
+
+def _create_shared_lock(self: logging.Handler) -> None:
+    self.lock = _SharedLock()  # type: ignore[assignment]
+
+
+def share_logging_locks() -> None:
+    """Make ``logging``'s locks safe to wait on from any thread.
+
+    Monkey-patched, ``logging``'s locks are green: a native thread (the pool
+    behind :func:`run_blocking`, a heartbeat) that waits on one while a
+    green thread holds it is never woken, and the whole process hangs at
+    its next log line.  This gives the module lock, every handler that
+    exists and every handler created later a :class:`_SharedLock`.  Called
+    by :func:`setup` and again once logging is set up (oslo.log puts a
+    green lock back); nothing to do under the threading backend.
+    """
+    if _backend != EVENTLET:
+        return
+    logging.Handler.createLock = _create_shared_lock  # type: ignore[method-assign]
+    for ref in list(getattr(logging, "_handlerList", ())):
+        handler = ref()
+        if handler is not None and not isinstance(handler.lock, _SharedLock):
+            handler.lock = _SharedLock()  # type: ignore[assignment]
+    if not isinstance(getattr(logging, "_lock", None), _SharedLock):
+        logging._lock = _SharedLock()  # type: ignore[attr-defined]
 
 
 def backend() -> str:

@@ -368,6 +368,7 @@ def _setup_logging(conf: cfg.ConfigOpts, prog: str, sources: OptionSources) -> N
             "cannot set up logging: %s" % err, sources.where(None, option),
             "DEFAULT", option,
         ) from err
+    concurrency.share_logging_locks()
     LOG.debug("%s starting with configuration files %s", prog, sources.files)
 
 

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from storaged import concurrency
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -76,3 +78,53 @@ print(during, out[0])
     during, *rest = proc.stdout.split()
     assert int(during) >= 10, proc.stdout
     assert rest == ["native", "ok"]
+
+
+_LOGGING_FROM_EVERY_KIND_OF_THREAD = r"""
+import logging, sys
+from storaged import concurrency
+concurrency.setup("eventlet")
+import eventlet
+from oslo_config import cfg
+from storaged.common import config
+LOG = logging.getLogger("storaged.test")
+if sys.argv[1] == "oslo":  # the daemons' handlers, set up after the patch
+    config.prepare_service(["--config-file", sys.argv[2]], prog="test",
+                           conf=cfg.ConfigOpts())
+# else: no handler at all, logging's last resort (created before the patch)
+def emit(kind, n):
+    for i in range(n):
+        LOG.warning("%s %d", kind, i)
+        if kind == "green" and i % 50 == 0:
+            eventlet.sleep(0)
+tasks = [eventlet.spawn(concurrency.run_blocking, emit, "pool", 3000),
+         eventlet.spawn(concurrency.run_blocking, emit, "pool", 3000),
+         eventlet.spawn(emit, "green", 3000)]
+native = concurrency.start_native_thread(lambda: emit("native", 3000), "n")
+for t in tasks:
+    t.wait()
+native.join()
+print("done", file=sys.__stdout__)
+"""
+
+
+@pytest.mark.parametrize("handlers", ["last-resort", "oslo"])
+def test_eventlet_logging_from_native_threads_never_deadlocks(handlers, tmp_path):
+    # Monkey-patched, logging's locks are green: a native thread (the pool
+    # behind run_blocking, a heartbeat) that waits on one while a green
+    # thread holds it never wakes, and the process hangs.
+    (tmp_path / "storaged.conf").write_text(
+        "[DEFAULT]\nstate_path = %s\n" % tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOGGING_FROM_EVERY_KIND_OF_THREAD, handlers,
+         str(tmp_path / "storaged.conf")],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-1] == "done"
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = (proc.stdout + proc.stderr).splitlines()
+    kinds = [line.split()[-2] for line in lines
+             if len(line.split()) >= 2 and line.split()[-1].isdigit()]
+    assert {k: kinds.count(k) for k in ("pool", "green", "native")} == {
+        "pool": 6000, "green": 3000, "native": 3000}

@@ -62,17 +62,20 @@ def _no_fetch(offset, length, verify):
 
 def _run_readers(tmp_path, path, names, tamper=None):
     go = tmp_path / "go"
-    ready, procs = [], []
+    ready, procs, logs = [], [], []
     rng = random.Random(7)
     for i in range(6):
         order = list(names)
         rng.shuffle(order)
         ready.append(tmp_path / ("ready-%d" % i))
+        # Output to files, not pipes: a reader blocked on a full pipe while
+        # it writes a fill would stall every follower of that fill.
+        logs.append(open(tmp_path / ("reader-%d.out" % i), "w+"))
         procs.append(tools.spawn(
             "tests.functional.cache.reader", "--config-file", path,
             "--objects", ",".join(order), "--threads", "2",
             "--ready", str(ready[-1]), "--go", str(go),
-            backend="eventlet" if i % 2 else "threading"))
+            backend="eventlet" if i % 2 else "threading", stdout=logs[-1]))
     tools.wait_for(lambda: all(r.exists() for r in ready), "readers ready",
                    procs=procs)
     stop = threading.Event()
@@ -82,11 +85,17 @@ def _run_readers(tmp_path, path, names, tamper=None):
         thread.start()
     go.touch()
     try:
-        outputs = [p.communicate(timeout=180)[0] for p in procs]
+        for p in procs:
+            p.wait(timeout=180)
     finally:
         stop.set()
         if thread is not None:
             thread.join()
+        outputs = []
+        for log in logs:
+            log.seek(0)
+            outputs.append(log.read())
+            log.close()
     assert [p.returncode for p in procs] == [0] * 6, outputs
     return [json.loads(out.strip().splitlines()[-1]) for out in outputs]
 
