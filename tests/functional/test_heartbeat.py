@@ -182,6 +182,10 @@ def test_agents_join_publish_and_leave_without_ghosts(request, tmp_path, nodes,
     # The cluster view is published to the state store too.
     wait_for(lambda: (v := a.view()) and set(v["members"]) == both,
              what="view with both members")
+    # Both agents publish the view: wait until a's own pass has seen b, or
+    # b's departure has nothing to be told apart from.
+    wait_for(lambda: "Member node-b:heartbeat is in group" in a.log.read_text(),
+             what=lambda: "a's pass seeing b\n" + a.output())
 
     # SIGTERM: exit 0, and the member is gone at once (well before its TTL).
     stopped = time.monotonic()
