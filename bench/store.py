@@ -15,7 +15,7 @@ large add (512 MiB, sha256) ``add``: durable (fsync of file   ``add_with_multiha
 small adds (1,000 x 64 KiB) durable ``add``, serial and from  ``add_with_multihash``
                             a pool of ``--threads`` threads   serial
                             (whole adds in parallel)
-small reads (64 KiB)        ``get(verify=True)``: sha256      ``multi_backend.get``
+small reads (64 KiB)        ``get(verify=True)``: XXH3-64     ``multi_backend.get``
                             checked against the recorded one  (not verified)
 ==========================  ================================  ===================
 

@@ -16,7 +16,7 @@ Layout of a data directory::
 
     open .tmp/TOKEN.SEQ-ID  O_CREAT|O_EXCL|O_NOFOLLOW      (invisible name)
     write chunks, hashing each chunk once as it is written
-    fsetxattr user.storaged.meta = {"size", "algo", "digest", "crc32", ...}
+    fsetxattr user.storaged.meta = {"size", "algo", "digest", "xxh3_64", ...}
     fsync(file)                                             (data durable)
     renameat2(.tmp/..., ab/ID, RENAME_NOREPLACE)            (atomic publish,
                                                              never overwrites)
@@ -32,11 +32,11 @@ metadata there is an add that never returned, and scrub reclaims it.
 **Reading** opens the subdirectory and the file with ``O_NOFOLLOW``, below
 a data directory of this back end only: a location that names anything else
 is refused before it is opened.  A verified read checks the data against
-the CRC-32 recorded with it (computed in the same pass as the digest, at
-several GB/s: it catches any corruption of up to 32 bits, and random
-corruption with a 2**-32 chance of a miss) at the end; the last chunk is
-held back until it matched.  Objects written before the CRC was recorded are
-checked against their digest.  Scrub always re-computes the full digest
+the XXH3-64 recorded with it (computed in the same pass as the digest, at
+tens of GB/s: random corruption goes unnoticed with a 2**-64 chance) at the
+end; the last chunk is held back until it matched.  Objects written with a
+CRC-32 instead are checked against it, and objects written with neither
+against their digest.  Scrub always re-computes the full digest
 (sha256 by default).  Neither guards against someone who can rewrite the
 data directory: they could rewrite the recorded digest too.
 """
@@ -64,6 +64,7 @@ from urllib import parse as urlparse
 import zlib
 
 from oslo_config import cfg
+import xxhash
 
 from storaged import concurrency
 from storaged import exception
@@ -95,6 +96,7 @@ LAYOUT = {"format": 1, "fanout": 2}
 FANOUT_DIGITS = 2
 _FANOUT_RE = re.compile(r"[0-9a-f]{" + str(FANOUT_DIGITS) + r"}\Z")
 _CRC_RE = re.compile(r"[0-9a-f]{8}\Z")
+_XXH3_RE = re.compile(r"[0-9a-f]{16}\Z")
 _TOKEN_RE = re.compile(r"[0-9]+-[0-9a-f]+\Z")
 _PRIORITY_RE = re.compile(r"[+-]?[0-9]+\Z")
 
@@ -329,11 +331,15 @@ class _Meta:
     size: int
     algo: str
     digest: str
-    #: hex CRC-32 of the data (absent on objects written before it was kept)
+    #: hex CRC-32 of the data (objects written when it was the fast check)
     crc32: str | None = None
+    #: hex XXH3-64 of the data (the fast check of objects written now)
+    xxh3_64: str | None = None
 
     def read_check(self) -> tuple[Any, str, str]:
         """What a verified read computes: (fresh hasher, expected, its name)."""
+        if self.xxh3_64 is not None:
+            return xxhash.xxh3_64(), self.xxh3_64, "xxh3_64"
         if self.crc32 is not None:
             return _Crc32(), self.crc32, "crc32"
         return hashing.new(self.algo), self.digest, self.algo
@@ -784,8 +790,8 @@ class FileStore(Driver):
         hashers = [hashing.new(hashing_algo)]
         if checksum_algo is not None and checksum_algo != hashing_algo:
             hashers.append(hashing.new(checksum_algo))
-        crc = _Crc32()
-        updates = [*hashers, crc]
+        check = xxhash.xxh3_64()
+        updates = [*hashers, check]
         with self._errors(dd.tmp):
             tmp = self._temp_path(dd, object_id)
         fd = self._io(object_id, os.open, tmp, _CREATE_FLAGS, 0o600)
@@ -827,7 +833,7 @@ class FileStore(Driver):
                 "size": written,
                 "algo": hashing_algo,
                 "digest": digest,
-                "crc32": crc.hexdigest(),
+                "xxh3_64": check.hexdigest(),
                 "created": round(time.time(), 6),
             }
             if checksum_algo is not None:
@@ -1348,7 +1354,10 @@ def _parse_meta(raw: bytes) -> _Meta:
     crc = data.get("crc32")
     if crc is not None and not (isinstance(crc, str) and _CRC_RE.match(crc)):
         raise ValueError("crc32 is not 8 hex digits: %r" % (crc,))
-    meta = _Meta(int(data["size"]), str(data["algo"]), str(data["digest"]), crc)
+    xxh = data.get("xxh3_64")
+    if xxh is not None and not (isinstance(xxh, str) and _XXH3_RE.match(xxh)):
+        raise ValueError("xxh3_64 is not 16 hex digits: %r" % (xxh,))
+    meta = _Meta(int(data["size"]), str(data["algo"]), str(data["digest"]), crc, xxh)
     hashing.check(meta.algo)
     return meta
 

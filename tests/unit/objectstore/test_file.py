@@ -15,6 +15,7 @@ import textwrap
 import zlib
 
 import pytest
+import xxhash
 
 from storaged import exception
 from storaged.objectstore import SizeMismatch
@@ -64,7 +65,8 @@ def test_published_file_mode_and_metadata(file_store):
     assert meta["algo"] == "sha256"
     assert meta["digest"] == hashlib.sha256(b"abc").hexdigest()
     assert meta["checksum"] == "md5:" + hashlib.md5(b"abc").hexdigest()
-    assert meta["crc32"] == "%08x" % zlib.crc32(b"abc")
+    assert meta["xxh3_64"] == xxhash.xxh3_64(b"abc").hexdigest()
+    assert "crc32" not in meta
     assert meta["id"] == "mode"
 
 
@@ -297,8 +299,8 @@ def test_flipped_byte(file_store, offset):
     with pytest.raises(exception.CorruptObject) as info:
         for chunk in chunks:
             received += chunk
-    # Reads check the CRC-32 recorded with the data; scrub the sha256.
-    assert "crc32 does not match the recorded one" in str(info.value)
+    # Reads check the XXH3 recorded with the data; scrub the sha256.
+    assert "xxh3_64 does not match the recorded one" in str(info.value)
     assert len(received) < n  # the whole (corrupt) object never went out
     # An unverified read serves what is on disk: it is the caller's choice.
     assert b"".join(file_store.get(result.location)[0]) != data
@@ -309,15 +311,23 @@ def test_flipped_byte(file_store, offset):
     assert file_store.find("flipped") == result.location  # reported, not removed
 
 
+def _rewrite_meta(path, **changes):
+    meta = json.loads(os.getxattr(path, "user.storaged.meta"))
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    os.setxattr(path, "user.storaged.meta", json.dumps(meta).encode())
+
+
 @pytest.mark.parametrize("size", [100, 3 * 4096 + 10])
-def test_object_without_crc_is_verified_by_its_digest(file_store, size):
-    # Objects written before the CRC-32 was recorded: the digest checks them.
+def test_object_without_fast_check_is_verified_by_its_digest(file_store, size):
+    # Objects written before a fast check was recorded: the digest checks them.
     data = os.urandom(size)
     result = file_store.add("old-%d" % size, io.BytesIO(data))
     path = _path(result.location)
-    meta = json.loads(os.getxattr(path, "user.storaged.meta"))
-    del meta["crc32"]
-    os.setxattr(path, "user.storaged.meta", json.dumps(meta).encode())
+    _rewrite_meta(path, xxh3_64=None)
     chunks, _n = file_store.get(result.location, verify=True)
     assert b"".join(chunks) == data
     _flip(path, size // 2)
@@ -327,12 +337,29 @@ def test_object_without_crc_is_verified_by_its_digest(file_store, size):
     assert "sha256 does not match the recorded one" in str(info.value)
 
 
-def test_bad_recorded_crc_is_corrupt_metadata(file_store):
-    result = file_store.add("badcrc", io.BytesIO(b"data"))
+@pytest.mark.parametrize("size", [100, 3 * 4096 + 10])
+def test_object_with_a_crc32_is_verified_by_it(file_store, size):
+    # Objects written when a CRC-32 was the fast check are still read-checked
+    # by it.
+    data = os.urandom(size)
+    result = file_store.add("crc-%d" % size, io.BytesIO(data))
     path = _path(result.location)
-    meta = json.loads(os.getxattr(path, "user.storaged.meta"))
-    meta["crc32"] = "not-hex!"
-    os.setxattr(path, "user.storaged.meta", json.dumps(meta).encode())
+    _rewrite_meta(path, xxh3_64=None, crc32="%08x" % zlib.crc32(data))
+    chunks, _n = file_store.get(result.location, verify=True)
+    assert b"".join(chunks) == data
+    _flip(path, size // 2)
+    with pytest.raises(exception.CorruptObject) as info:
+        chunks, _n = file_store.get(result.location, verify=True)
+        b"".join(chunks)
+    assert "crc32 does not match the recorded one" in str(info.value)
+
+
+@pytest.mark.parametrize(("key", "value"), [("xxh3_64", "not-hex!"),
+                                            ("xxh3_64", "abc"),
+                                            ("crc32", "not-hex!")])
+def test_bad_recorded_check_is_corrupt_metadata(file_store, key, value):
+    result = file_store.add("badcheck", io.BytesIO(b"data"))
+    _rewrite_meta(_path(result.location), **{key: value})
     with pytest.raises(exception.CorruptObject) as info:
         file_store.get(result.location, verify=True)
     assert "metadata unreadable" in str(info.value)
