@@ -322,36 +322,24 @@ def _rewrite_meta(path, **changes):
 
 
 @pytest.mark.parametrize("size", [100, 3 * 4096 + 10])
-def test_object_without_fast_check_is_verified_by_its_digest(file_store, size):
-    # Objects written before a fast check was recorded: the digest checks them.
+@pytest.mark.parametrize("recorded", ["crc32", "digest only"])
+def test_objects_of_earlier_formats_are_verified_by_what_they_carry(
+        file_store, size, recorded):
+    # Objects written when a CRC-32 was the fast check are read-checked by
+    # it; objects written with no fast check by their digest.
     data = os.urandom(size)
     result = file_store.add("old-%d" % size, io.BytesIO(data))
     path = _path(result.location)
-    _rewrite_meta(path, xxh3_64=None)
+    crc = "%08x" % zlib.crc32(data) if recorded == "crc32" else None
+    _rewrite_meta(path, xxh3_64=None, crc32=crc)
     chunks, _n = file_store.get(result.location, verify=True)
     assert b"".join(chunks) == data
     _flip(path, size // 2)
     with pytest.raises(exception.CorruptObject) as info:
         chunks, _n = file_store.get(result.location, verify=True)
         b"".join(chunks)
-    assert "sha256 does not match the recorded one" in str(info.value)
-
-
-@pytest.mark.parametrize("size", [100, 3 * 4096 + 10])
-def test_object_with_a_crc32_is_verified_by_it(file_store, size):
-    # Objects written when a CRC-32 was the fast check are still read-checked
-    # by it.
-    data = os.urandom(size)
-    result = file_store.add("crc-%d" % size, io.BytesIO(data))
-    path = _path(result.location)
-    _rewrite_meta(path, xxh3_64=None, crc32="%08x" % zlib.crc32(data))
-    chunks, _n = file_store.get(result.location, verify=True)
-    assert b"".join(chunks) == data
-    _flip(path, size // 2)
-    with pytest.raises(exception.CorruptObject) as info:
-        chunks, _n = file_store.get(result.location, verify=True)
-        b"".join(chunks)
-    assert "crc32 does not match the recorded one" in str(info.value)
+    name = "crc32" if recorded == "crc32" else "sha256"
+    assert "%s does not match the recorded one" % name in str(info.value)
 
 
 @pytest.mark.parametrize(("key", "value"), [("xxh3_64", "not-hex!"),
