@@ -230,19 +230,34 @@ def test_bad_tokens(server, conn):
     assert info.value.http_status == 403
 
 
-def raw(server, method, path, headers=None, body=None):
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        for name, value in (headers or {}).items():
-            conn.putheader(name, value)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
-    finally:
-        conn.close()
+def raw(server, method, path, headers=None, body=None, attempts=3):
+    """Send one request as written; return (status, headers, body).
+
+    A server may answer a request it refuses (a 414) and close before the
+    client has sent all of it; the client then sees a broken pipe or a
+    reset, sometimes before it could read the answer.  That transport race
+    is retried: a server that never answers still fails.
+    """
+    for attempt in range(attempts):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            for name, value in (headers or {}).items():
+                conn.putheader(name, value)
+            if body is not None:
+                conn.putheader("Content-Length", str(len(body)))
+            try:
+                conn.endheaders(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # answered early: read the answer
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        except (ConnectionResetError, http.client.RemoteDisconnected):
+            if attempt == attempts - 1:
+                raise
+        finally:
+            conn.close()
+    raise AssertionError("unreachable")
 
 
 @pytest.mark.parametrize("path, status", [
