@@ -908,12 +908,13 @@ class Coordinator:
                     LOG.warning("Member %s was evicted from group %s; re-joining",
                                 self.member_id, group)
                     self._join(driver, group, caps)
-                    members = self._fetch(driver, group)
+                    # Counted as soon as it is done: others see it from now.
                     with self._mutex:
                         self._stats["rejoins"] += 1
                         for (g, _n), part in self._partitioners.items():
                             if g == group:
                                 part.forget()
+                    members = self._fetch(driver, group)
                 self._set_view(group, members)
         except errors.CoordinationError as err:
             LOG.warning("Coordination heartbeat: %s", err)
