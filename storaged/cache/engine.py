@@ -1071,11 +1071,14 @@ class ObjectCache:
         """
         self.count("fill_failures")
         text = str(err) or type(err).__name__
-        if isinstance(err, FillFailed) and "reason" in err.kwargs:
-            text = str(err.kwargs["reason"])  # the log line names the fill
         if isinstance(err, OSError) and err.errno in _SPACE_ERRORS:
             text = "no space left in the cache: %s" % (err.strerror or err)
-        LOG.warning("Cache fill of %s (%s) failed: %s", ref.source, entry_id, text)
+        # The log line names the fill itself; the recorded error keeps the
+        # whole message (an entry in invalid/ is named by its id only).
+        reason = text
+        if isinstance(err, FillFailed) and "reason" in err.kwargs:
+            reason = str(err.kwargs["reason"])
+        LOG.warning("Cache fill of %s (%s) failed: %s", ref.source, entry_id, reason)
         name, target = self._invalid_path(entry_id)
         try:
             if not keep:

@@ -145,6 +145,7 @@ def test_back_end_bytes_not_matching_the_catalog_are_never_committed(cache, back
     failed = cache.invalid_files()
     assert len(failed) == 1
     assert "md5" in failed[0]["error"] and "catalog records" in failed[0]["error"]
+    assert ref.source in failed[0]["error"]  # invalid/ names entries by id only
     assert failed[0]["size"] == len(data)  # kept as evidence
 
 
