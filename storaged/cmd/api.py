@@ -29,13 +29,13 @@ def main(argv: list[str] | None = None) -> int:
         from storaged.sync import realms
 
         notifier = systemd.Notifier.from_environ()
-        files = concurrency.config_files_from_argv(args)
+        # The ``user_*`` options are registered once the files are parsed
+        # (storaged.conf.register_dynamic_opts), never from unparsed files.
         conf = config.prepare_service(
             args,
             prog=PROG,
             description="The Swift-compatible object API: auth, accounts, "
             "containers, objects and container-sync receipt.",
-            register=lambda c: api_conf.register_dynamic_opts(c, files),
             validators=[api_conf.check_users],
         )
         # Users and realms are checked before the socket is bound; the object

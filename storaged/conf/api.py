@@ -259,7 +259,18 @@ def register_dynamic_opts(
 
     register_opts(conf)
     parsed = files is None
-    names = user_option_names(config.config_files(conf) if parsed else files or ())
+    if parsed:
+        names = user_option_names(config.config_files(conf))
+    else:
+        # Before parsing, a file may be missing, malformed or not UTF-8:
+        # leave it to the parse, which reports it in one line (a raw error
+        # here would escape as a traceback).
+        names = []
+        for path in files or ():
+            try:
+                names.extend(user_option_names([path]))
+            except (OSError, ValueError, cfg.ParseError):
+                continue
     for name in names:
         # Equal options register once: calling this twice is harmless.
         conf.register_opt(_user_opt(name), group=GROUP)
