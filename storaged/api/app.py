@@ -55,6 +55,8 @@ from storaged.api.protocol import Request
 from storaged.api.protocol import Response
 from storaged.api.protocol import error
 from storaged.api.protocol import status_line
+from storaged.api.protocol import text_to_wsgi
+from storaged.api.protocol import wsgi_to_text
 from storaged.catalog import MAX_LIMIT
 from storaged.objects.service import ObjectService
 from storaged.sync import realms as realms_mod
@@ -147,7 +149,10 @@ class Application:
             # Reading the rest just to drop it would cost the client and us
             # the whole upload: close the connection instead.
             headers["Connection"] = "close"
-        start_response(status_line(response.status), headers.items())
+        # Text becomes the bytes of the wire here, and only here.
+        start_response(status_line(response.status), [
+            (text_to_wsgi(name), text_to_wsgi(value)) for name, value in headers.items()
+        ])
         chunks = [] if method == "HEAD" else response.chunks()
         return _LoggedBody(
             chunks, environ, method, response, started, rid, note,
@@ -277,7 +282,7 @@ class Application:
         if not login or key is None or ":" not in login:
             raise self._unauthorized("unknown")
         try:
-            login_text = login.encode("latin-1").decode("utf-8")
+            login_text = wsgi_to_text(login)
         except UnicodeError:
             raise self._unauthorized("unknown") from None
         user = self.authority.authenticate(login_text, key)

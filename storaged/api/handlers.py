@@ -375,9 +375,10 @@ class Handlers:
         raise error(503)
 
     def _object_metadata(self, req: Request, ident: Identity) -> dict[str, str]:
-        meta = dict(req.headers_with_prefix("X-Object-Meta-"))
+        # Swift keeps an object's headers whatever their bytes.
+        meta = dict(req.headers_with_prefix("X-Object-Meta-", strict=False))
         for name in OBJECT_HEADERS:
-            value = req.header_text(name)
+            value = req.header_text(name, strict=False)
             if value is not None:
                 meta[name] = value
         for name in MANIFEST_HEADERS:
@@ -398,7 +399,7 @@ class Handlers:
             # eventlet's server fills in text/plain when the client sent no
             # Content-Type; the object's name should tell instead.
             return None
-        value = req.header_text("Content-Type")
+        value = req.header_text("Content-Type", invalid="Invalid Content-Type")
         detect = (req.header("X-Detect-Content-Type") or "").lower() in _TRUE
         if value is None or detect or not value.strip():
             return None
@@ -504,10 +505,7 @@ class Handlers:
         content_type: str | None,
     ) -> bool | None:
         """Replace an object's metadata: True applied, False older, None missing."""
-        broker = self.service.catalog.container(a, c)
-        if broker.update_object_metadata(o, ts, meta, content_type=content_type):
-            return True
-        return False if broker.get_object(o) is not None else None
+        return self.service.update_object_metadata(a, c, o, ts, meta, content_type)
 
     def _delete_object(
         self, req: Request, route: Route, ident: Identity

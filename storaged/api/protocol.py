@@ -86,6 +86,36 @@ def parse_http_date(value: str) -> float | None:
     return parsed.timestamp()
 
 
+# -- the WSGI boundary: header bytes as latin-1 "native strings" -----------------
+#
+# WSGI hands header values over as ``str`` whose code points are the bytes the
+# client sent (latin-1), and takes them back the same way.  Handlers, the
+# catalog and the sync daemon work with text; these two functions are where
+# one becomes the other, both ways.  Bytes that are not UTF-8 (Swift keeps
+# them in object metadata) travel as lone surrogates (``surrogateescape``),
+# so that what goes out is exactly what came in.
+
+
+def wsgi_to_text(value: str, *, strict: bool = True) -> str:
+    """Return the text a WSGI header value carries (its bytes read as UTF-8).
+
+    :param strict: refuse bytes that are not UTF-8; else keep them as
+        surrogates that :func:`text_to_wsgi` turns back into the same bytes.
+    :raises UnicodeError: ``strict`` and not UTF-8 (or not a WSGI string).
+    """
+    if value.isascii():
+        return value
+    errors = "strict" if strict else "surrogateescape"
+    return value.encode("latin-1").decode("utf-8", errors)
+
+
+def text_to_wsgi(value: str) -> str:
+    """Return the WSGI string that sends ``value`` as UTF-8 bytes."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
 class Headers:
     """Response headers: an ordered list, one value per name (case-insensitive)."""
 
@@ -231,33 +261,47 @@ class Request:
         value = self.environ.get(key)
         return default if value is None else value
 
-    def header_text(self, name: str) -> str | None:
+    def header_text(
+        self, name: str, strict: bool = True, invalid: str | None = None
+    ) -> str | None:
         """Return a request header decoded as UTF-8 (as Swift does), or None.
 
-        :raises HTTPError: 400 when the bytes are not UTF-8.
+        :param strict: refuse a value that is not UTF-8; else keep its
+            bytes (see :func:`wsgi_to_text`).
+        :param invalid: the 400's body for a value that is not UTF-8.
+        :raises HTTPError: 400 when ``strict`` and the bytes are not UTF-8.
         """
         value = self.header(name)
         if value is None:
             return None
         try:
-            return value.encode("latin-1").decode("utf-8")
+            return wsgi_to_text(value, strict=strict)
         except UnicodeError as err:
-            raise error(400, "Invalid UTF-8 in header %s" % name) from err
+            raise error(
+                400, invalid or "Invalid UTF-8 in header %s" % name
+            ) from err
 
-    def headers_with_prefix(self, prefix: str) -> Iterator[tuple[str, str]]:
+    def headers_with_prefix(
+        self, prefix: str, strict: bool = True
+    ) -> Iterator[tuple[str, str]]:
         """Yield ``(Header-Name, value)`` of the headers starting with ``prefix``.
 
         Names are given in canonical case (``X-Object-Meta-Color``); values
-        are decoded as UTF-8.
+        are decoded as UTF-8.  Swift keeps an object's metadata whatever its
+        bytes, and refuses account and container metadata that is not
+        UTF-8: ``strict`` chooses.
+
+        :raises HTTPError: 400 ``Metadata must be valid UTF-8`` for a name
+            (always) or a value (when ``strict``) that is not UTF-8.
         """
         key_prefix = "HTTP_" + prefix.upper().replace("-", "_")
         for key, value in self.environ.items():
             if key.startswith(key_prefix):
-                name = key[5:].replace("_", "-").title()
                 try:
-                    text = value.encode("latin-1").decode("utf-8")
+                    name = wsgi_to_text(key[5:].replace("_", "-")).title()
+                    text = wsgi_to_text(value, strict=strict)
                 except UnicodeError as err:
-                    raise error(400, "Invalid UTF-8 in header %s" % name) from err
+                    raise error(400, "Metadata must be valid UTF-8") from err
                 yield name, text
 
     @property

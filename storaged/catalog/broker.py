@@ -807,6 +807,7 @@ class ContainerBroker:
             kind="object metadata",
             prefix=names.OBJECT_META_PREFIX,
             limits=self.limits,
+            raw_values=True,
         )
 
         def apply(conn: sqlite3.Connection, state: _State) -> tuple[bool, bool]:
@@ -818,7 +819,7 @@ class ContainerBroker:
                 "deleted, backend, location, metadata) "
                 "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
                 (name, ts.internal, size, fields[0], fields[1], fields[2], fields[3],
-                 json.dumps(meta, sort_keys=True, ensure_ascii=False)),
+                 names.dump_metadata(meta)),
             )
             return True, True
 
@@ -910,6 +911,7 @@ class ContainerBroker:
             kind="object metadata",
             prefix=names.OBJECT_META_PREFIX,
             limits=self.limits,
+            raw_values=True,
         )
         if content_type is not None:
             content_type = self._check_field(
@@ -935,7 +937,7 @@ class ContainerBroker:
                 (name, ts.internal, old.size,
                  old.content_type if content_type is None else content_type,
                  old.etag, old.backend, old.location,
-                 json.dumps(meta, sort_keys=True, ensure_ascii=False)),
+                 names.dump_metadata(meta)),
             )
             return True, True
 

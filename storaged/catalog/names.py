@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 import dataclasses
+import json
 import re
 from typing import Final
 
@@ -106,6 +107,38 @@ def check_text(value: str | bytes, kind: str, show: bool = True) -> str:
         )
     if "\x00" in text:
         raise exception.InvalidName(kind=kind, reason=f"{shown} holds NUL")
+    return text
+
+
+def _check_raw_text(value: str, kind: str) -> str:
+    """Check text that may carry non-UTF-8 bytes as ``surrogateescape``."""
+    if not isinstance(value, str):
+        raise exception.InvalidName(
+            kind=kind, reason=f"must be text, not {type(value).__name__}"
+        )
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as err:
+        raise exception.InvalidName(
+            kind=kind, reason=f"the value holds a lone surrogate at {err.start}"
+        ) from err
+    if "\x00" in value:
+        raise exception.InvalidName(kind=kind, reason="the value holds NUL")
+    return value
+
+
+def dump_metadata(metadata: Mapping[str, str]) -> str:
+    """Return metadata as the JSON text a catalog row keeps.
+
+    UTF-8 text as it is; metadata carrying bytes that are not UTF-8 (lone
+    surrogates, see :func:`validate_metadata`) as ASCII JSON, whose
+    ``\\udcXX`` escapes load back to the same surrogates.
+    """
+    text = json.dumps(metadata, sort_keys=True, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(metadata, sort_keys=True)
     return text
 
 
@@ -193,6 +226,7 @@ def validate_metadata(
     prefix: str,
     limits: Limits = DEFAULT_LIMITS,
     allow_empty_values: bool = True,
+    raw_values: bool = False,
 ) -> dict[str, str]:
     """Check metadata and return it with canonical keys.
 
@@ -202,6 +236,9 @@ def validate_metadata(
         of ``limits`` (counted after the prefix, as Swift does).
     :param allow_empty_values: an empty value is how a container metadata
         update deletes a key.
+    :param raw_values: values may carry bytes that are not UTF-8, as lone
+        surrogates (``surrogateescape``): Swift keeps an object's metadata
+        whatever its bytes.  Sizes count those bytes.
     :raises storaged.exception.InvalidName: naming the offending key.
     """
     if not isinstance(metadata, Mapping):
@@ -220,14 +257,18 @@ def validate_metadata(
                 reason=f"key {_show(key)} is not a header name of at most "
                 f"{MAX_KEY_BYTES} characters",
             )
-        value = check_text(value, f"{kind} value of {key}", show=False)
+        value = (
+            _check_raw_text(value, f"{kind} value of {key}")
+            if raw_values
+            else check_text(value, f"{kind} value of {key}", show=False)
+        )
         if "\r" in value or "\n" in value:
             raise exception.InvalidName(
                 kind=kind, reason=f"value of {key} holds CR or LF"
             )
         if not value and not allow_empty_values:
             raise exception.InvalidName(kind=kind, reason=f"value of {key} is empty")
-        value_bytes = len(value.encode("utf-8"))
+        value_bytes = len(value.encode("utf-8", "surrogateescape"))
         if value_bytes > MAX_VALUE_BYTES:
             raise exception.InvalidName(
                 kind=kind,

@@ -239,7 +239,7 @@ class HttpClient:
         if "user-agent" not in sent:
             conn.putheader("User-Agent", USER_AGENT)
         for name, value in headers.items():
-            conn.putheader(name, value)
+            conn.putheader(name, _wire(value))
         if body is None and method in ("PUT", "POST") and "content-length" not in sent:
             conn.putheader("Content-Length", "0")
         if isinstance(body, bytes):
@@ -270,13 +270,28 @@ class HttpClient:
             return (
                 Response(
                     resp.status,
-                    {k.lower(): v for k, v in resp.getheaders()},
+                    {_text(k).lower(): _text(v) for k, v in resp.getheaders()},
                     data,
                 ),
                 reusable,
             )
         finally:
             resp.close()
+
+
+# The header boundary of the client: text goes out as its UTF-8 bytes
+# (``surrogateescape`` gives back metadata bytes that were not UTF-8), and
+# what http.client read as latin-1 comes back as the text of those bytes.
+
+
+def _wire(value: str) -> bytes:
+    return value.encode("utf-8", "surrogateescape")
+
+
+def _text(value: str) -> str:
+    if value.isascii():
+        return value
+    return value.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
 class TargetClient:
