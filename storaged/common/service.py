@@ -156,20 +156,33 @@ class PassContext:
         :raises storaged.exception.FatalError: re-raised, it ends the pass.
         """
         self.stats.count("items")
+        expected: exception.RetryableError | None = None
         try:
             result = fn(*args, **kwargs)
         except exception.FatalError:
             self.stats.count("failed")
             raise
+        except exception.RetryableError as err:
+            expected = err
         except Exception as err:
-            self.stats.count("failed")
-            text = "%s: %s" % (label, err)
-            if len(self.stats.errors) < MAX_ERRORS_KEPT:
-                self.stats.errors.append(text[:500])
+            self._keep(label, err)
             LOG.exception("%s: item %s failed", self.daemon, label)
             return None
-        self.stats.count("succeeded")
-        return result
+        else:
+            self.stats.count("succeeded")
+            return result
+        # A back end that is down or a timeout is expected, not a bug: one
+        # line, logged outside the except block (oslo.log appends the active
+        # exception to a warning, which would repeat its text).
+        self._keep(label, expected)
+        LOG.warning("%s: item %s failed: %s", self.daemon, label, expected)
+        return None
+
+    def _keep(self, label: str, err: Exception) -> None:
+        self.stats.count("failed")
+        text = "%s: %s" % (label, err)
+        if len(self.stats.errors) < MAX_ERRORS_KEPT:
+            self.stats.errors.append(text[:500])
 
     def each(
         self,
@@ -189,15 +202,25 @@ class PassContext:
 def run_pass(worker: Worker, stop_event: threading.Event | None = None) -> PassStats:
     """Run one pass of ``worker`` and return its stats (never raises Exception)."""
     ctx = PassContext(worker.name, stop_event)
+    expected: exception.StoragedError | None = None
     try:
         worker.run_pass(ctx)
     except exception.FatalError as err:
         ctx.stats.fatal = str(err)
-        LOG.error("%s: pass stopped: %s", worker.name, err)
+        expected = err
+    except exception.RetryableError as err:
+        # e.g. the coordination back end is down: an operator's problem,
+        # not a bug, so no traceback.
+        ctx.stats.fatal = "%s: %s" % (type(err).__name__, err)
+        expected = err
     except Exception as err:
         ctx.stats.fatal = "%s: %s" % (type(err).__name__, err)
         LOG.exception("%s: pass failed", worker.name)
     ctx.stats.ended_at = time.time()
+    if expected is not None:
+        # Outside the except block: oslo.log would append the active
+        # exception's text to the line a second time.
+        LOG.error("%s: pass stopped: %s", worker.name, expected)
     return ctx.stats
 
 

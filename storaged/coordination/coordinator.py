@@ -744,6 +744,7 @@ class Coordinator:
             groups = dict(self._groups)
         driver: Any = None
         locks: backends.LockBackend | None = None
+        failure: Exception | None = None
         try:
             driver = tooz_coordination.get_coordinator(
                 self.settings.url,
@@ -760,9 +761,13 @@ class Coordinator:
                 self._join(driver, group, caps)
                 views[group] = self._fetch(driver, group)
         except (errors.CoordinationError, *backends.unavailable_types()) as err:  # type: ignore[misc]
+            failure = err
+        if failure is not None:
+            # Handled outside the except block: oslo.log appends the active
+            # exception to a warning, which would repeat the error's text.
             self._close_quietly(driver, locks, reachable=False)
             with self._mutex:
-                self._last_error = "connect: " + backends.errno_text(err)
+                self._last_error = "connect: " + backends.errno_text(failure)
                 self._backoff = (
                     self.settings.initial_reconnect_backoff
                     if not self._backoff

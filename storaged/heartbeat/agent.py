@@ -127,17 +127,22 @@ class HeartbeatAgent:
         from storaged.coordination import CoordinationUnavailable
 
         member = self.coordinator.member_id
+        down: CoordinationUnavailable | None = None
         try:
             self.coordinator.start()
             # remembered by the coordinator even when it cannot be sent now
             self.coordinator.join_group(self.group, self.capabilities)
         except CoordinationUnavailable as err:
+            down = err
+        if down is None:
+            LOG.info("Joined group %s as %s", self.group, member)
+        else:
+            # Outside the except block: oslo.log would append the error's
+            # text to the warning a second time.
             LOG.warning("%s; %s joins group %s once it is reachable",
-                        err, member, self.group)
+                        down, member, self.group)
             with contextlib.suppress(CoordinationUnavailable):
                 self.coordinator.join_group(self.group, self.capabilities)
-        else:
-            LOG.info("Joined group %s as %s", self.group, member)
         self.coordinator.watch_group(self.group, self._joined, self._left)
 
     def stop(self) -> None:
