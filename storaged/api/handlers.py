@@ -81,6 +81,8 @@ OBJECT_HEADERS: Final = (
 #: Large-object manifests: stored as plain objects when a sync sender
 #: pushes them (so they sync back intact), refused from users.
 MANIFEST_HEADERS: Final = ("X-Object-Manifest", "X-Static-Large-Object")
+#: The one storage policy, as ``/info`` lists it.
+POLICY: Final = "Policy-0"
 #: Container headers only an account owner sees and sets.
 OWNER_HEADERS: Final = frozenset(SECRET_KEYS | {SYNC_TO_KEY})
 #: Objects (and upload bodies) up to this size are read whole in one go:
@@ -225,6 +227,9 @@ class Handlers:
             entries = run(self.service.list_objects, a, c, **params)
             return render_listing(fmt, "container", c, entries, headers)
         if method == "PUT":
+            policy = req.header_text("X-Storage-Policy")
+            if policy and policy.strip().lower() != POLICY.lower():
+                raise error(400, "Invalid X-Storage-Policy '%s'" % policy)
             updates = self._container_updates(req, ident, a)
             created = run(self.service.create_container, a, c, updates)
             return Response(201 if created else 202, b"")
@@ -513,7 +518,10 @@ class Handlers:
         a, c, o = route.account, route.container, route.obj
         ts = self._timestamp(req, ident)
         if ts is None:
-            run(self.service.delete_object, a, c, o)
+            if not run(self.service.delete_object, a, c, o):
+                # A newer row (a sync peer's future timestamp) stays: the
+                # delete changed nothing, and Swift's object server says 409.
+                raise error(409)
             return Response(204, b"")
         existed = run(self._head_or_none, a, c, o) is not None
         applied = run(self.service.delete_object, a, c, o, ts)
