@@ -47,7 +47,9 @@ from storaged import version
 from storaged.api import auth
 from storaged.api import errors
 from storaged.api import routes
+from storaged.api import unsupported
 from storaged.api.handlers import DRAIN_LIMIT
+from storaged.api.handlers import POLICY
 from storaged.api.handlers import Handlers
 from storaged.api.handlers import Settings
 from storaged.api.protocol import HTTPError
@@ -172,6 +174,7 @@ class Application:
             return self._auth(req), ""
         ident, note = self._identify(req, route)
         try:
+            unsupported.check(req, route.kind)
             if route.kind == routes.ACCOUNT:
                 return self.handlers.account(req, route, ident), note
             if route.kind == routes.CONTAINER:
@@ -329,7 +332,7 @@ class Application:
                 "account_listing_limit": MAX_LIMIT,
                 "extra_header_count": 0,
                 "max_header_size": 8192,
-                "policies": [{"name": "Policy-0", "default": True}],
+                "policies": [{"name": POLICY, "default": True}],
             },
             "tempauth": {"account_acls": False},
             "container_sync": {"realms": self.realms.as_info()},

@@ -1,0 +1,115 @@
+"""Requests whose meaning storaged cannot honour yet: refused, never ignored.
+
+Swift's middlewares give some headers and query parameters a meaning that
+changes what a request does: ``X-Copy-From`` makes a PUT a copy,
+``X-Delete-At`` makes an object expire, ``X-Container-Read`` opens a
+container to others.  Storing the request as if the header were not there
+would answer 2xx for something that did not happen (an empty object for a
+copy, an object that never expires, a container that stays private).  Until
+a feature exists, its request is refused with **501 Not Implemented** and a
+body that names the header, before anything is read or written.
+
+The table is the audit: each entry names what it refuses and why.  An
+empty value of a container header is Swift's way of removing the setting,
+which is honoured trivially (there is nothing to remove), so only
+non-empty values are refused there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Final
+
+from storaged.api import routes
+from storaged.api.protocol import Request
+from storaged.api.protocol import error
+
+
+@dataclasses.dataclass(frozen=True)
+class Unsupported:
+    """A header (or query parameter) that storaged refuses where it applies.
+
+    :ivar name: the header's name, or the query parameter's (``?name``).
+    :ivar kinds: the resources it applies to (:data:`storaged.api.routes`).
+    :ivar methods: the methods it changes the meaning of.
+    :ivar feature: what it would ask for, for the error's body.
+    :ivar empty_ok: an empty value (Swift's "remove") is accepted.
+    """
+
+    name: str
+    kinds: frozenset[str]
+    methods: frozenset[str]
+    feature: str
+    empty_ok: bool = False
+
+    @property
+    def is_query(self) -> bool:
+        return self.name.startswith("?")
+
+
+_OBJ: Final = frozenset({routes.OBJECT})
+_CONT: Final = frozenset({routes.CONTAINER})
+_ACCT: Final = frozenset({routes.ACCOUNT})
+_WRITE: Final = frozenset({"PUT", "POST"})
+
+#: Everything refused, in the order checked.
+UNSUPPORTED: Final[tuple[Unsupported, ...]] = (
+    # Server-side copy (Swift's copy middleware).
+    Unsupported("X-Copy-From", _OBJ, frozenset({"PUT"}), "server-side copy"),
+    Unsupported("X-Copy-From-Account", _OBJ, frozenset({"PUT"}), "server-side copy"),
+    Unsupported("Destination", _OBJ, frozenset({"COPY"}), "server-side copy"),
+    # Large objects (dlo, slo): a user's manifest is refused by the object
+    # handler already; deleting a manifest's segments cannot be done.
+    Unsupported("?multipart-manifest", _OBJ, frozenset({"DELETE"}),
+                "large object manifests"),
+    # Expiry (the object expirer).
+    Unsupported("X-Delete-At", _OBJ, _WRITE, "object expiry"),
+    Unsupported("X-Delete-After", _OBJ, _WRITE, "object expiry"),
+    # Symlinks.
+    Unsupported("X-Symlink-Target", _OBJ, frozenset({"PUT"}), "symlinks"),
+    Unsupported("X-Symlink-Target-Account", _OBJ, frozenset({"PUT"}), "symlinks"),
+    # Versioning (versioned_writes, object_versioning).
+    Unsupported("X-Versions-Location", _CONT, _WRITE, "versioned writes",
+                empty_ok=True),
+    Unsupported("X-History-Location", _CONT, _WRITE, "versioned writes",
+                empty_ok=True),
+    Unsupported("X-Versions-Enabled", _CONT, _WRITE, "object versioning",
+                empty_ok=True),
+    # Access control lists (tempauth's container and account ACLs).
+    Unsupported("X-Container-Read", _CONT, _WRITE, "container ACLs", empty_ok=True),
+    Unsupported("X-Container-Write", _CONT, _WRITE, "container ACLs", empty_ok=True),
+    Unsupported("X-Account-Access-Control", _ACCT, _WRITE, "account ACLs",
+                empty_ok=True),
+    # Quotas (container_quotas, account_quotas).
+    Unsupported("X-Container-Meta-Quota-Bytes", _CONT, _WRITE, "container quotas",
+                empty_ok=True),
+    Unsupported("X-Container-Meta-Quota-Count", _CONT, _WRITE, "container quotas",
+                empty_ok=True),
+    Unsupported("X-Account-Meta-Quota-Bytes", _ACCT, _WRITE, "account quotas",
+                empty_ok=True),
+    # Bulk operations.
+    Unsupported("?extract-archive", _ACCT | _CONT | _OBJ, frozenset({"PUT"}),
+                "bulk archive extraction"),
+    Unsupported("?bulk-delete", _ACCT, frozenset({"POST", "DELETE"}), "bulk delete"),
+)
+
+
+def check(req: Request, kind: str) -> None:
+    """Refuse ``req`` when it asks for a feature storaged does not have.
+
+    :param kind: the resource the request is for (``routes.OBJECT`` ...).
+    :raises HTTPError: 501 naming the header or parameter and the feature.
+    """
+    for entry in UNSUPPORTED:
+        if kind not in entry.kinds or req.method not in entry.methods:
+            continue
+        if entry.is_query:
+            value = req.query.get(entry.name[1:])
+        else:
+            value = req.header(entry.name)
+        if value is None or (entry.empty_ok and not value.strip()):
+            continue
+        raise error(
+            501, "%s is not supported: %s is not available on this server"
+            % (entry.name.lstrip("?"), entry.feature)
+        )

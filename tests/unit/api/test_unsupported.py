@@ -1,0 +1,113 @@
+"""Headers that would change a request's meaning, for features storaged lacks.
+
+Each is refused with 501 naming the header, after authentication and before
+anything is read or stored: the container, the object and its metadata are
+exactly as before the request.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from storaged.api import unsupported
+
+OBJ = "/v1/AUTH_test/c/o"
+CONT = "/v1/AUTH_test/c"
+
+
+@pytest.fixture
+def state(client):
+    assert client.as_user("PUT", CONT).status == 201
+    res = client.as_user("PUT", OBJ, {"X-Object-Meta-Keep": "1"}, body=b"original")
+    assert res.status == 201
+
+    def snapshot():
+        obj = client.as_user("GET", OBJ)
+        cont = client.as_user("GET", CONT, query="format=json")
+        meta = {k: v for k, v in obj.headers.items() if k.startswith("x-object-meta")}
+        cmeta = {k: v for k, v in cont.headers.items()
+                 if k.startswith("x-container-meta")}
+        return obj.status, obj.body, meta, cont.body, cmeta
+
+    return snapshot
+
+
+CASES = [
+    ("PUT", OBJ, {"X-Copy-From": "c/other"}, "", "X-Copy-From", "server-side copy"),
+    ("PUT", OBJ, {"X-Copy-From": "c/o", "X-Copy-From-Account": "AUTH_test"}, "",
+     "X-Copy-From", "server-side copy"),
+    ("COPY", OBJ, {"Destination": "c/copy"}, "", "Destination", "server-side copy"),
+    ("DELETE", OBJ, {}, "multipart-manifest=delete", "multipart-manifest",
+     "large object manifests"),
+    ("PUT", OBJ, {"X-Delete-At": "2000000000"}, "", "X-Delete-At", "object expiry"),
+    ("POST", OBJ, {"X-Delete-After": "60"}, "", "X-Delete-After", "object expiry"),
+    ("PUT", OBJ, {"X-Symlink-Target": "c/other"}, "", "X-Symlink-Target", "symlinks"),
+    ("POST", CONT, {"X-Versions-Location": "old"}, "", "X-Versions-Location",
+     "versioned writes"),
+    ("PUT", CONT, {"X-History-Location": "old"}, "", "X-History-Location",
+     "versioned writes"),
+    ("POST", CONT, {"X-Versions-Enabled": "true"}, "", "X-Versions-Enabled",
+     "object versioning"),
+    ("POST", CONT, {"X-Container-Read": ".r:*"}, "", "X-Container-Read",
+     "container ACLs"),
+    ("PUT", CONT, {"X-Container-Write": "other:admin"}, "", "X-Container-Write",
+     "container ACLs"),
+    ("POST", CONT, {"X-Container-Meta-Quota-Bytes": "10"}, "",
+     "X-Container-Meta-Quota-Bytes", "container quotas"),
+    ("PUT", CONT, {}, "extract-archive=tar", "extract-archive",
+     "bulk archive extraction"),
+]
+
+
+@pytest.mark.parametrize("method, path, headers, query, name, feature", CASES,
+                         ids=[c[4] + "-" + c[0] for c in CASES])
+def test_refused_and_nothing_changes(client, state, method, path, headers, query,
+                                     name, feature):
+    before = state()
+    body = b"new data" if method == "PUT" else b""
+    res = client.as_user(method, path, headers, body=body, query=query)
+    assert res.status == 501, res
+    assert res.body.decode() == (
+        "%s is not supported: %s is not available on this server" % (name, feature))
+    assert state() == before
+
+
+def test_auth_comes_first(client, state):
+    res = client.call("PUT", OBJ, {"X-Copy-From": "c/other"}, body=b"")
+    assert res.status == 401
+
+
+@pytest.mark.parametrize("header", ["X-Versions-Location", "X-Container-Read",
+                                    "X-Container-Meta-Quota-Bytes"])
+def test_empty_container_setting_is_a_removal(client, state, header):
+    assert client.as_user("POST", CONT, {header: ""}).status == 204
+
+
+PATHS = {"object": OBJ, "container": CONT, "account": "/v1/AUTH_test"}
+EVERY = [(e, kind, method) for e in unsupported.UNSUPPORTED
+         for kind in sorted(e.kinds) for method in sorted(e.methods)]
+
+
+@pytest.mark.parametrize("entry, kind, method", EVERY, ids=[
+    "%s-%s-%s" % (e.name.lstrip("?"), k, m) for e, k, m in EVERY])
+def test_every_entry_is_refused(client, state, entry, kind, method):
+    before = state()
+    name = entry.name.lstrip("?")
+    if entry.is_query:
+        res = client.as_user(method, PATHS[kind], query=name + "=x")
+    else:
+        res = client.as_user(method, PATHS[kind], {name: "x"})
+    assert res.status == 501, res
+    assert res.body.decode().startswith(name + " is not supported: ")
+    assert state() == before
+
+
+@pytest.mark.parametrize("policy, status", [
+    ("Policy-0", 201), ("policy-0", 201), ("gold", 400),
+])
+def test_storage_policy(client, policy, status):
+    res = client.as_user("PUT", "/v1/AUTH_test/p", {"X-Storage-Policy": policy})
+    assert res.status == status, res
+    if status == 400:
+        assert res.body == b"Invalid X-Storage-Policy 'gold'"
+        assert client.as_user("HEAD", "/v1/AUTH_test/p").status == 404
