@@ -36,6 +36,7 @@ import dataclasses
 import http.client
 import logging
 import random
+import select
 import threading
 from typing import Final
 from urllib import parse as urlparse
@@ -148,11 +149,16 @@ class HttpClient:
     def _take(
         self, key: tuple[str, str, int]
     ) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            idle = self._idle.get(key)
-            if idle:
-                return idle.pop(), True
-        return self._new(*key), False
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                conn = idle.pop() if idle else None
+            if conn is None:
+                return self._new(*key), False
+            if _peer_closed(conn):
+                conn.close()
+                continue
+            return conn, True
 
     def _give_back(
         self, key: tuple[str, str, int], conn: http.client.HTTPConnection
@@ -163,6 +169,36 @@ class HttpClient:
                 idle.append(conn)
                 return
         conn.close()
+
+    def sweep(self) -> int:
+        """Close the idle connections that their server has closed.
+
+        A server closes a kept-alive connection it has waited on for long
+        enough; until this side closes it too, the socket stays in
+        CLOSE-WAIT, holding a file descriptor.
+
+        :returns: how many were closed.
+        """
+        with self._lock:
+            pools = [(key, list(conns)) for key, conns in self._idle.items()]
+        closed = 0
+        for key, conns in pools:
+            for conn in conns:
+                if not _peer_closed(conn):
+                    continue
+                with self._lock:
+                    idle = self._idle.get(key, [])
+                    if conn not in idle:
+                        continue  # taken meanwhile: _take looks again
+                    idle.remove(conn)
+                conn.close()
+                closed += 1
+        return closed
+
+    def idle_count(self) -> int:
+        """Return the number of idle connections kept."""
+        with self._lock:
+            return sum(len(conns) for conns in self._idle.values())
 
     def close(self) -> None:
         """Close every idle connection."""
@@ -277,6 +313,23 @@ class HttpClient:
             )
         finally:
             resp.close()
+
+
+def _peer_closed(conn: http.client.HTTPConnection) -> bool:
+    """Tell whether an idle connection is unusable: closed, or closed by its peer.
+
+    An idle HTTP/1.1 connection has nothing to read; when its socket is
+    readable all the same, the server has closed it (or sent something no
+    request asked for): either way it cannot carry a request.
+    """
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _w, _x = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 # The header boundary of the client: text goes out as its UTF-8 bytes

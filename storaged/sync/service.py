@@ -163,6 +163,11 @@ class SyncWorker:
                 LOG.info("sync: stop requested, leaving the pass")
                 break
             self._container(ctx, account, container)
+            self.engine.http.sweep()
+        # Connections kept until the next pass would sit in CLOSE-WAIT once
+        # their servers time them out (Swift's proxy after 60 s): a pass
+        # keeps connections alive within itself, not across the interval.
+        self.engine.http.close()
         self._write_metrics()
         self._maybe_report()
 
