@@ -115,11 +115,10 @@ def main() -> int:
             bind_host = 127.0.0.1
             bind_port = %d
             user_demo_admin = %s .admin
-            realms_file = %s
 
             [sync]
             realms_conf = %s
-            """ % (os.path.join(DEMO, "state"), port, key, realms, realms)))
+            """ % (os.path.join(DEMO, "state"), port, key, realms)))
     manage = _script("storaged-manage")
     step("validate the shipped sample configuration",
          manage, "--config-file", SAMPLE, "config", "check", "--format", "json")

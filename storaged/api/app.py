@@ -442,7 +442,7 @@ def make_app(
     """
     if authority is None:
         authority = authority_from_conf(conf)
-    realms = realms_mod.Realms.load(conf.api.realms_file)
+    realms = realms_mod.Realms.load(conf.sync.realms_conf)
     if service is None:
         service = ObjectService.from_conf(conf)
     return Application(service, authority, realms, settings_from_conf(conf))

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         # never before a fork): a bad configuration exits with status 2
         # before READY=1 either way.
         authority = app_mod.authority_from_conf(conf)
-        realms.Realms.load(conf.api.realms_file)
+        realms.Realms.load(conf.sync.realms_conf)
 
         def build_app() -> app_mod.Application:
             return app_mod.make_app(conf, authority=authority)

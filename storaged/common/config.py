@@ -106,13 +106,18 @@ def _registered(conf: cfg.ConfigOpts) -> dict[str, set[str]]:
             names.add(opt.dest)
             names.add(opt.name)
             for dep in opt.deprecated_opts:
-                if dep.name and (dep.group or "DEFAULT") == group_name:
-                    names.add(dep.name.replace("-", "_"))
+                # A deprecated name may live in another group (the option
+                # moved); without a group it is in the option's own group.
+                dep_group = dep.group or group_name
+                dep_name = (dep.name or opt.dest).replace("-", "_")
+                known.setdefault(dep_group, set()).add(dep_name)
     return known
 
 
 def _iter_values(conf: cfg.ConfigOpts) -> Iterator[tuple[str | None, str]]:
     for group_name in sorted(_registered(conf)):
+        if group_name != "DEFAULT" and group_name not in conf._groups:
+            continue  # only known as the old home of a deprecated name
         opts = conf._opts if group_name == "DEFAULT" else (
             conf._groups[group_name]._opts
         )

@@ -165,25 +165,14 @@ When empty, the URL is built from the request (its scheme and ``Host``
 header), which is only right when clients reach the server directly.
 """,
     ),
-    cfg.StrOpt(
-        "realms_file",
-        default="/etc/storaged/container-sync-realms.conf",
-        help="""
-Path of ``container-sync-realms.conf`` (Swift's format): the realms whose
-signed container-sync requests this server accepts, and their keys.
-
-A missing file means no realm: only the legacy ``X-Container-Sync-Key``
-requests are accepted. The file is re-read when it changes (at most every
-``mtime_check_interval`` seconds, set in its ``[DEFAULT]`` section).
-""",
-    ),
     cfg.ListOpt(
         "allowed_sync_hosts",
         default=["127.0.0.1"],
         help="""
 Hosts a container's ``X-Container-Sync-To`` may name in the full-URL form
 (``https://host/v1/AUTH_b/c``). The realm form (``//realm/cluster/a/c``) is
-checked against ``realms_file`` instead.
+checked against ``[sync] realms_conf`` instead, which also holds the keys
+that signed container-sync requests are verified with.
 """,
     ),
     cfg.BoolOpt(

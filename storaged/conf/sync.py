@@ -16,20 +16,25 @@ SYNC_OPTS = [
     cfg.StrOpt(
         "realms_conf",
         default="/etc/storaged/container-sync-realms.conf",
+        # The API once had its own option for the same file; both had to
+        # be set alike. Old files keep working.
+        deprecated_opts=[cfg.DeprecatedOpt("realms_file", group="api")],
         help="""
 Path of ``container-sync-realms.conf``, in Swift's format: the realms, their
 keys (``key``, ``key2``) and their clusters' endpoints (``cluster_<name> =
 https://host/v1/``).
 
-Targets of the form ``//realm/cluster/account/container`` are resolved and
-signed with it. The file is re-read when its modification time changes,
-checked at most every ``mtime_check_interval`` seconds (its own ``[DEFAULT]``
-option, 300 by default, as in Swift). A missing file means no realm: only
-full-URL targets can be used.
+Every command reads this one file: storaged-sync resolves and signs targets
+of the form ``//realm/cluster/account/container`` with it; storaged-api
+accepts such a ``X-Container-Sync-To`` only for a realm and cluster it lists,
+and verifies signed container-sync requests with its keys. The file is re-read when its
+modification time changes, checked at most every ``mtime_check_interval``
+seconds (its own ``[DEFAULT]`` option, 300 by default, as in Swift). A
+missing file means no realm: only full-URL targets can be used.
 
 Related options:
     * ``allowed_sync_hosts``
-    * ``[api] realms_file`` (what this node accepts as a target)
+    * ``[api] allowed_sync_hosts``
 """,
     ),
     cfg.ListOpt(
