@@ -42,6 +42,17 @@ class RetryableError(StoragedError):
     msg_fmt = "Temporary failure: %(reason)s"
 
 
+class InsufficientStorage(StoragedError):
+    """Marker: no room left to record a write (object data or catalog).
+
+    A client can do something about it (delete objects) and so can the
+    operator (add disks): the API answers 507, as Swift does, and daemons
+    retry on a later pass.
+    """
+
+    msg_fmt = "No space left: %(reason)s"
+
+
 class FatalError(StoragedError):
     """Marker: the current pass (or the daemon) cannot go on."""
 
@@ -174,8 +185,8 @@ class CorruptObject(StoreError):
     msg_fmt = "Object %(what)s is corrupt: %(reason)s"
 
 
-class StorageFull(StoreError, RetryableError):
-    """No space left on the back end (ENOSPC, EDQUOT)."""
+class StorageFull(StoreError, InsufficientStorage, RetryableError):
+    """No space left on the back end (ENOSPC, EDQUOT, or below its reserve)."""
 
     msg_fmt = "No space left on back end %(backend)s: %(reason)s"
 
@@ -231,6 +242,12 @@ class CatalogCorrupt(CatalogError):
     msg_fmt = (
         "Catalog database %(path)s is corrupt and was quarantined to %(quarantine)s"
     )
+
+
+class CatalogFull(CatalogError, InsufficientStorage, RetryableError):
+    """No room to record a change in the catalog (disk full, or below its reserve)."""
+
+    msg_fmt = "No space left for catalog %(path)s: %(reason)s"
 
 
 class CatalogBusy(CatalogError, RetryableError):

@@ -38,7 +38,7 @@ MAPPING: Final[tuple[tuple[type[exception.StoragedError], int, bool], ...]] = (
     (exception.ObjectNotFound, 404, False),
     (exception.ContainerNotEmpty, 409, False),
     (TimestampConflict, 409, False),
-    (exception.StorageFull, 507, False),
+    (exception.InsufficientStorage, 507, False),
     (exception.RetryableError, 503, False),
     (exception.CorruptObject, 503, False),
     (exception.CatalogCorrupt, 503, False),

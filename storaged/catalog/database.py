@@ -24,7 +24,9 @@ a native (never green) lock so that several OS threads can share it; a
 connection made before a ``fork`` is left alone in the child, never used
 or closed there.  Every sqlite error is turned into a storaged exception:
 "database is locked" after the busy timeout into
-:class:`~storaged.exception.CatalogBusy`, damage ("file is not a
+:class:`~storaged.exception.CatalogBusy`, "database or disk is full" (and
+``ENOSPC`` while a database is built) into
+:class:`~storaged.exception.CatalogFull`, damage ("file is not a
 database", "database disk image is malformed", a missing schema) into a
 quarantine of the files and :class:`~storaged.exception.CatalogCorrupt`.
 """
@@ -65,6 +67,12 @@ _CORRUPT: Final = (
 )
 # ... and those that mean another writer held the lock too long.
 _BUSY: Final = ("database is locked", "database table is locked", "database is busy")
+# sqlite's primary result code for "database or disk is full" (SQLITE_FULL),
+# and its text, for an error that carries no code.
+_SQLITE_FULL: Final = 13
+_FULL_TEXT: Final = "database or disk is full"
+# OS errors that mean the filesystem (or the user's quota) is full.
+_NO_SPACE: Final = (errno.ENOSPC, errno.EDQUOT)
 
 # Connections inherited across fork(): never used nor closed in the child
 # (closing would run sqlite's last-connection clean-up on files the parent
@@ -93,6 +101,14 @@ def _fsync_file(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def is_disk_full(err: sqlite3.Error) -> bool:
+    """Tell whether sqlite failed for want of space (SQLITE_FULL)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is not None:
+        return (int(code) & 0xFF) == _SQLITE_FULL
+    return _FULL_TEXT in str(err).lower()
 
 
 def _remove_quietly(path: str) -> None:
@@ -327,6 +343,12 @@ class Database:
                 raise exception.CatalogBusy(
                     path=self._file or self.directory, reason=str(err)
                 ) from err
+            if is_disk_full(err):
+                # Not damage: the transaction was rolled back, the database
+                # is as it was; the write may succeed once space is freed.
+                raise exception.CatalogFull(
+                    path=self._file or self.directory, reason=str(err)
+                ) from err
             raise exception.CatalogError(
                 reason=f"{self._file or self.directory}: {err}"
             ) from err
@@ -368,9 +390,19 @@ class Database:
                 fsync_dir(os.path.dirname(self.directory))
             return True
         except sqlite3.Error as err:
+            if is_disk_full(err):
+                raise exception.CatalogFull(
+                    path=self.directory, reason=str(err)
+                ) from err
             raise exception.CatalogError(
                 reason=f"cannot create a {self.schema.name} database: {err}"
             ) from err
+        except OSError as err:
+            if err.errno in _NO_SPACE:
+                raise exception.CatalogFull(
+                    path=self.directory, reason=err.strerror or str(err)
+                ) from err
+            raise
         finally:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 _remove_quietly(tmp + suffix)

@@ -55,6 +55,7 @@ from storaged.catalog.database import DB_SUFFIX
 from storaged.catalog.database import Database
 from storaged.catalog.database import DatabaseMissing
 from storaged.catalog.timestamp import Timestamp
+from storaged.common.freespace import Reserve
 
 LOG = logging.getLogger(__name__)
 
@@ -162,6 +163,8 @@ class Catalog:
         databases; the account index, which can be rebuilt, always uses
         ``"normal"``.
     :param limits: naming and metadata limits.
+    :param reserve: free space that writes adding to the catalog leave on
+        its filesystem (see :meth:`require_space`); none by default.
     """
 
     def __init__(
@@ -172,8 +175,10 @@ class Catalog:
         timeout: float = 10.0,
         synchronous: str = "full",
         limits: names.Limits = names.DEFAULT_LIMITS,
+        reserve: Reserve | None = None,
     ) -> None:
         self.path = path
+        self.reserve = reserve or Reserve(0, False)
         self.reclaim_age = reclaim_age
         self.timeout = timeout
         self.synchronous = synchronous
@@ -213,6 +218,7 @@ class Catalog:
                 max_meta_count=group.max_meta_count,
                 max_meta_overall_size=group.max_meta_overall_size,
             ),
+            reserve=Reserve.parse(group.fallocate_reserve),
         )
 
     def __repr__(self) -> str:
@@ -221,6 +227,24 @@ class Catalog:
     def close(self) -> None:
         """Close the account index connection."""
         self._index.close()
+
+    def require_space(self) -> None:
+        """Refuse a write that adds to the catalog below the free-space reserve.
+
+        Called before new objects, new containers and metadata updates, never
+        before deletes: the reserve is what lets deletes (a tombstone row
+        first) go through on a disk that clients filled.
+
+        :raises storaged.exception.CatalogFull: below the reserve.
+        """
+        try:
+            refused = self.reserve.check(self.path)
+        except OSError as err:
+            raise exception.CatalogError(
+                reason=f"cannot measure free space of {self.path}: {err}"
+            ) from err
+        if refused is not None:
+            raise exception.CatalogFull(path=self.path, reason=refused)
 
     # -- containers ----------------------------------------------------------------
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from storaged.common import freespace
+
 GROUP = cfg.OptGroup(
     "catalog",
     title="Container catalog",
@@ -91,6 +93,31 @@ container databases when needed.
 
 Related options:
     * none
+""",
+    ),
+    cfg.StrOpt(
+        "fallocate_reserve",
+        default="1%",
+        regex=freespace.PATTERN,
+        help="""
+Free space kept on the catalog's filesystem for deletes, as Swift's
+``fallocate_reserve``.
+
+Below it, writes that add to the catalog are refused with 507 Insufficient
+Storage: new objects, new containers (and container PUT of an existing one,
+as Swift answers), container and object POST. Deletes of objects and
+containers are always accepted, so that clients who filled the disk can
+free space through the API: a delete records a tombstone (a few database
+pages) before the object's data is removed. Reads are unaffected.
+
+Possible values:
+    * A number of bytes (``10485760``) or a percentage of the filesystem's
+      size (``1%``, ``0.5%``); ``0`` turns the check off (sqlite's own "disk
+      full" still answers 507, but deletes may then fail too)
+
+Related options:
+    * ``[catalog] path``
+    * ``fallocate_reserve`` of each ``file`` back end, for object data
 """,
     ),
     cfg.IntOpt(

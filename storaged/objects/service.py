@@ -20,6 +20,12 @@ PUT ``account/container/name``
 DELETE
     a tombstone row first (so sync propagates it), then the data.
 
+Free space: writes that add (PUT, container PUT, POST) are refused with
+:class:`~storaged.exception.InsufficientStorage` when the catalog's
+filesystem is below its reserve (``[catalog] fallocate_reserve``) and a
+``file`` back end's data directories below theirs; deletes never are, so
+a disk that clients filled can be emptied again through the API.
+
 Reads resolve the row, then stream from its back end, verifying the digest
 when asked; reads of a back end with ``cache = true`` go through the object
 cache (:mod:`storaged.cache`).
@@ -164,8 +170,13 @@ class ObjectService:
         metadata: Mapping[str, str] | None = None,
         timestamp: Timestamp | None = None,
     ) -> bool:
-        """Create a container (or update it); True if it was created."""
+        """Create a container (or update it); True if it was created.
+
+        :raises storaged.exception.CatalogFull: below the catalog's reserve
+            (whether the container exists or not, as Swift answers 507).
+        """
         broker = self.catalog.container(account, container)
+        self.catalog.require_space()
         return broker.create(put_timestamp=timestamp, metadata=dict(metadata or {}))
 
     def delete_container(
@@ -195,10 +206,15 @@ class ObjectService:
         updates: Mapping[str, str],
         timestamp: Timestamp | None = None,
     ) -> bool:
-        """Set (or, with an empty value, remove) container metadata."""
+        """Set (or, with an empty value, remove) container metadata.
+
+        :raises storaged.exception.ContainerNotFound: no such container.
+        :raises storaged.exception.CatalogFull: below the catalog's reserve.
+        """
         broker = self.catalog.container(account, container)
         if not broker.exists():
             raise exception.ContainerNotFound(account=account, container=container)
+        self.catalog.require_space()
         return broker.update_metadata(dict(updates), timestamp)
 
     def list_containers(self, account: str, **listing: Any) -> list[Any]:
@@ -231,6 +247,8 @@ class ObjectService:
         :raises storaged.exception.InvalidName: a bad name (nothing written).
         :raises storaged.exception.ContainerNotFound: no such container.
         :raises EtagMismatch: the data is not what the client sent.
+        :raises storaged.exception.InsufficientStorage: below the catalog's
+            or the back end's free-space reserve, or out of space.
         """
         validate_account(account)
         validate_container(container)
@@ -238,6 +256,8 @@ class ObjectService:
         broker = self.catalog.container(account, container)
         if not broker.exists():
             raise exception.ContainerNotFound(account=account, container=container)
+        # Before any data is written: the row must find room too.
+        self.catalog.require_space()
         ts = timestamp or Timestamp.now()
         driver = (
             self.backends.default if backend is None else self.backends.get(backend)
@@ -273,6 +293,29 @@ class ObjectService:
             dict(metadata or {}), driver.backend_id,
         )
         return PutResult(applied, info)
+
+    def update_object_metadata(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        timestamp: Timestamp,
+        metadata: Mapping[str, str],
+        content_type: str | None = None,
+    ) -> bool | None:
+        """Replace an object's user metadata (Swift's object POST).
+
+        :returns: True if applied, False if a newer write won, None if there
+            is no live object by that name.
+        :raises storaged.exception.CatalogFull: below the catalog's reserve.
+        """
+        broker = self.catalog.container(account, container)
+        self.catalog.require_space()
+        if broker.update_object_metadata(
+            name, timestamp, dict(metadata), content_type=content_type
+        ):
+            return True
+        return False if broker.get_object(name) is not None else None
 
     def head_object(self, account: str, container: str, name: str) -> ObjectInfo:
         """Return an object's info.

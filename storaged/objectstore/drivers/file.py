@@ -68,6 +68,7 @@ import xxhash
 
 from storaged import concurrency
 from storaged import exception
+from storaged.common import freespace
 from storaged.objectstore import hashing
 from storaged.objectstore import names
 from storaged.objectstore.capabilities import Capability
@@ -215,7 +216,31 @@ and reclaims.
 Seconds a data directory's measured free space is trusted for placement.
 
 Between measurements the size of each object added is subtracted. 0
-measures on every add.
+measures on every add. With a ``fallocate_reserve``, the directory chosen is
+measured again on every add whatever this says (one ``statvfs``).
+""",
+    ),
+    cfg.StrOpt(
+        "fallocate_reserve",
+        default="1%",
+        regex=freespace.PATTERN,
+        help="""
+Free space kept in each data directory's filesystem, as Swift's
+``fallocate_reserve``.
+
+A new object whose declared size would leave less free is not placed there;
+when no data directory can take it the write fails with 507 Insufficient
+Storage. An object of unknown size (chunked upload) is accepted while the
+reserve is free, and fails with 507 if the disk fills while it is written.
+Deletes never need space: clients who filled the disk can free it again.
+
+Possible values:
+    * A number of bytes (``10485760``) or a percentage of the filesystem's
+      size (``1%``, ``0.5%``); ``0`` turns the reserve off
+
+Related options:
+    * ``data_dirs``, ``free_space_ttl``
+    * ``[catalog] fallocate_reserve``, for the container databases
 """,
     ),
     cfg.IntOpt(
@@ -297,6 +322,15 @@ def _parse_mode(text: str, backend_id: str) -> int:
     return mode
 
 
+def _parse_reserve(text: str, backend_id: str) -> freespace.Reserve:
+    try:
+        return freespace.Reserve.parse(text)
+    except ValueError as err:
+        raise exception.ConfigError(
+            str(err), group=backend_id, option="fallocate_reserve"
+        ) from err
+
+
 @dataclasses.dataclass
 class DataDir:
     """A data directory and what was learnt about it at start-up."""
@@ -310,6 +344,8 @@ class DataDir:
     #: False once O_DIRECT was refused here
     direct: bool = True
     free: int = 0
+    #: bytes this directory's filesystem keeps free (its reserve)
+    reserved: int = 0
     free_at: float = float("-inf")
 
     @property
@@ -382,6 +418,7 @@ class FileStore(Driver):
         group = conf[backend_id]
         parse_data_dirs(group.data_dirs, backend_id)
         _parse_mode(group.file_mode, backend_id)
+        _parse_reserve(group.fallocate_reserve, backend_id)
 
     def __init__(self, conf: cfg.ConfigOpts, backend_id: str) -> None:
         super().__init__(conf, backend_id)
@@ -390,6 +427,7 @@ class FileStore(Driver):
         self._file_mode = _parse_mode(group.file_mode, backend_id)
         self._free_ttl = float(group.free_space_ttl)
         self._reclaim_age = float(group.reclaim_age)
+        self._reserve = _parse_reserve(group.fallocate_reserve, backend_id)
         self._dirs = [
             DataDir(path, priority)
             for path, priority in parse_data_dirs(group.data_dirs, backend_id)
@@ -643,13 +681,19 @@ class FileStore(Driver):
         # Some filesystems (ramfs, some FUSE ones) report no size at all:
         # their free space is unknown, not zero.
         dd.free = st.f_bavail * st.f_frsize if st.f_blocks else _UNKNOWN_FREE
+        dd.reserved = self._reserve.bytes_of(st.f_blocks * st.f_frsize)
         dd.free_at = time.monotonic()
 
     def _choose(self, size: int | None) -> DataDir:
         """Pick the data directory for a new object.
 
         Highest priority first, then most free space; a directory known not
-        to have room for a declared size is passed over.
+        to have room for a declared size above its reserve is passed over.
+        Free space is an estimate between measurements (the size of each
+        object added is subtracted); with a reserve, the chosen directory is
+        measured again before it is trusted: others write to the same
+        filesystem (the catalog, other processes), and a stale estimate
+        would let writes run through the reserve.
         """
         now = time.monotonic()
         for dd in self._dirs:
@@ -659,14 +703,20 @@ class FileStore(Driver):
         for attempt in range(2):
             ordered = sorted(self._dirs, key=lambda d: (-d.priority, -d.free))
             for dd in ordered:
-                if dd.free > need:
-                    return dd
+                if dd.free - need <= dd.reserved:
+                    continue
+                if self._reserve.value and dd.free_at < now:
+                    self._io(dd.path, self._refresh_free, dd)
+                    if dd.free - need <= dd.reserved:
+                        continue
+                return dd
             if attempt == 0:
                 for dd in self._dirs:
                     self._io(dd.path, self._refresh_free, dd)
         raise exception.StorageFull(
             backend=self.backend_id,
-            reason=f"no data directory has {need} bytes free",
+            reason=f"no data directory has {need} bytes free above its "
+            f"reserve (fallocate_reserve = {self._reserve})",
         )
 
     # -- writer locks and temporary files ------------------------------------

@@ -195,6 +195,7 @@ def test_options_are_pinned():
         "reclaim_age": 604800,
         "timeout": 10.0,
         "synchronous": "full",
+        "fallocate_reserve": "1%",
         "max_account_name_length": 256,
         "max_container_name_length": 256,
         "max_object_name_length": 1024,

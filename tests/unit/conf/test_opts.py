@@ -16,6 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
 EXPECTED = {
     "DEFAULT": ["concurrency_backend", "enabled_backends", "node_id", "state_path"],
     "catalog": [
+        "fallocate_reserve",
         "max_account_name_length", "max_container_name_length", "max_meta_count",
         "max_meta_name_length", "max_meta_overall_size", "max_meta_value_length",
         "max_object_name_length", "path", "reclaim_age", "synchronous", "timeout",
@@ -23,7 +24,7 @@ EXPECTED = {
     "daemon": ["publish_status", "stop_timeout"],
     "file": [
         "cache", "chunk_size", "create_data_dirs", "data_dirs", "description",
-        "file_mode",
+        "fallocate_reserve", "file_mode",
         "free_space_ttl", "metadata_store", "reclaim_age", "weight",
     ],
     "http": [

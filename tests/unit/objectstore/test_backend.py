@@ -371,7 +371,8 @@ def test_list_opts():
     assert opts["store"] == ["default_backend", "reserved_backends"]
     assert opts["file"] == [
         "weight", "description", "cache", "data_dirs", "create_data_dirs",
-        "chunk_size", "file_mode", "metadata_store", "free_space_ttl", "reclaim_age",
+        "chunk_size", "file_mode", "metadata_store", "free_space_ttl",
+        "fallocate_reserve", "reclaim_age",
     ]
     assert opts["http"] == [
         "weight", "description", "cache", "connect_timeout", "read_timeout",
