@@ -136,6 +136,8 @@ def _resolve_object(conf: cfg.ConfigOpts, text: str) -> str | None:
 def cache_list(conf: cfg.ConfigOpts) -> int:
     """``cache list``."""
     args = conf.command
+    if args.limit is not None and args.limit < 0:
+        raise UsageError(reason="--limit %d: must be 0 or more" % args.limit)
     cache = _open(conf)
     try:
         entries = cache.entries()
@@ -146,7 +148,7 @@ def cache_list(conf: cfg.ConfigOpts) -> int:
     elif args.sort == "size":
         entries.sort(key=lambda e: e.size, reverse=True)
     if args.limit is not None:
-        entries = entries[: max(0, args.limit)]
+        entries = entries[: args.limit]
     data = [e.as_dict() for e in entries]
 
     def human() -> None:

@@ -170,11 +170,40 @@ def parse_meta(items: list[str], prefix: str) -> dict[str, str]:
     return meta
 
 
+def check_sync_to(conf: cfg.ConfigOpts, value: str) -> str:
+    """Validate a sync target as storaged-api does; return the value to store.
+
+    The same function, realms file (``[sync] realms_conf``) and allowed
+    hosts (``[api] allowed_sync_hosts``) as the API's container PUT/POST:
+    a target the API would refuse with 400 is refused here too, instead of
+    failing every pass of storaged-sync.
+
+    :raises storaged.sync.realms.InvalidSyncTo: with Swift's message.
+    """
+    from storaged.sync import realms as realms_mod
+
+    value = value.strip()
+    if not value:
+        return ""  # sync off
+    realms = realms_mod.Realms.load(conf.sync.realms_conf)
+    realms_mod.parse_sync_to(value, realms, conf.api.allowed_sync_hosts)
+    return value.rstrip("/")
+
+
 def _service(conf: cfg.ConfigOpts) -> ObjectService:
     return ObjectService.from_conf(conf)
 
 
 def _listing(args: Any) -> dict[str, Any]:
+    from storaged.catalog import broker
+
+    if args.limit is not None:
+        # The catalog's own check, before anything is opened: a bad limit
+        # is the operator's mistake, told in one line.
+        try:
+            broker.check_limit(args.limit)
+        except ValueError as err:
+            raise UsageError(reason="--limit %d: %s" % (args.limit, err)) from err
     listing: dict[str, Any] = {"prefix": args.prefix, "marker": args.marker,
                                "limit": args.limit}
     if getattr(args, "delimiter", ""):
@@ -261,7 +290,7 @@ def container_set(conf: cfg.ConfigOpts) -> int:
     account, container = split_target(args.target)
     updates = parse_meta(args.meta, CONTAINER_META)
     if args.sync_to is not None:
-        updates[SYNC_TO_KEY] = args.sync_to
+        updates[SYNC_TO_KEY] = check_sync_to(conf, args.sync_to)
     if args.sync_key is not None:
         updates[SYNC_KEY_KEY] = args.sync_key
     if not updates:
@@ -363,15 +392,27 @@ def object_get(conf: cfg.ConfigOpts) -> int:
 
 
 def _write_atomically(path: str, chunks: Any) -> None:
+    # Where the output cannot go is the operator's mistake: one line, and
+    # found before the object is read when it can be.
+    if os.path.isdir(path):
+        raise UsageError(reason="cannot write %s: it is a directory" % path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".storaged-get-", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".storaged-get-", dir=directory)
+    except OSError as err:
+        raise UsageError(reason="cannot write %s: %s" % (path, err.strerror)
+                         ) from err
     try:
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as err:
+            raise UsageError(reason="cannot write %s: %s" % (path, err.strerror)
+                             ) from err
     except BaseException:
         try:
             os.unlink(tmp)

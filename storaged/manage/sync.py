@@ -15,6 +15,7 @@ from oslo_config import cfg
 
 from storaged import exception
 from storaged.manage import output
+from storaged.manage.data import split_target
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -88,7 +89,8 @@ def status(conf: cfg.ConfigOpts) -> int:
     args = conf.command
     prefix = service.PROGRESS_PREFIX
     if args.container:
-        prefix += args.container.strip("/") + "/"
+        account, container = split_target(args.container)
+        prefix += "%s/%s/" % (account, container)
     store = kvs.get_store(conf)
     try:
         records = [dict(value) for _key, value in store.scan(prefix)

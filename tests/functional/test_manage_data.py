@@ -65,12 +65,13 @@ def test_put_get_roundtrip_file_and_stdin(manage, tmp_path):
 
 def test_sync_key_never_shown(manage):
     manage("container", "set", "AUTH_demo/photos", "--sync-to",
-           "//realm/cluster/AUTH_b/photos", "--sync-key", "s3cr3t-key", check=0)
+           "http://127.0.0.1/v1/AUTH_b/photos", "--sync-key", "s3cr3t-key",
+           check=0)
     for fmt in ("human", "json"):
         out = manage("container", "show", "AUTH_demo/photos", "--format", fmt,
                      check=0)
         assert b"s3cr3t-key" not in out.stdout + out.stderr
-        assert b"//realm/cluster/AUTH_b/photos" in out.stdout
+        assert b"http://127.0.0.1/v1/AUTH_b/photos" in out.stdout
 
 
 def test_delete_then_missing(manage):
