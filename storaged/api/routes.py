@@ -13,8 +13,12 @@ Checks, in Swift's order and with Swift's answers:
 
 * the path must be UTF-8 without NUL: else **412** ``Invalid UTF8 or
   contains NULL``;
-* ``/`` alone, or an account path with an empty segment before the object
-  (``/v1/a//o``): **404**; another version than ``v1``: **400**;
+* a path Swift's ``split_path`` refuses: **404** (``/`` alone, a first
+  segment that is empty as in ``//v1/a`` (the server does not fold it), an
+  empty segment before the last as in ``/v1//c`` or ``/v1/a//o``);
+* another version than ``v1`` before an account: **400**;
+* no account (``/v1``, ``/v1/``, ``/anything``): **412** ``Bad URL``, as
+  Swift's proxy answers when it finds no controller;
 * names longer than the limits: **400** ``Object name length of 1030 longer
   than 1024`` (and the same for containers and accounts), in UTF-8 bytes;
 * names the catalog refuses (``.`` or ``..`` as a name or an object path
@@ -83,7 +87,7 @@ def _too_long(kind: str, name: str, limit: int) -> HTTPError | None:
 def route(path: str, limits: Limits) -> Route:
     """Map a decoded path to a :class:`Route`, checking its names.
 
-    :raises HTTPError: 400 or 404, as Swift answers such paths.
+    :raises HTTPError: 400, 404 or 412, as Swift answers such paths.
     """
     if path in AUTH_PATHS:
         return Route(AUTH)
@@ -91,18 +95,19 @@ def route(path: str, limits: Limits) -> Route:
         return Route(HEALTHCHECK)
     if path == "/info":
         return Route(INFO)
-    if not path.startswith("/"):
-        raise error(404)
     parts = path.split("/", 4)
-    if len(parts) < 3 or not parts[1]:
+    # Swift's split_path(path, 1, 4, True): ValueError (404) for these.
+    segments = parts[1:]
+    if parts[0] or not segments or not segments[0] or not all(segments[:-1]):
         raise error(404)
-    if parts[1] not in VERSIONS:
-        raise error(400)
-    account = parts[2]
+    version = segments[0]
+    account = parts[2] if len(parts) > 2 else ""
     container = parts[3] if len(parts) > 3 else ""
     obj = parts[4] if len(parts) > 4 else ""
-    if not account or (obj and not container):
-        raise error(404)
+    if account and version not in VERSIONS:
+        raise error(400)
+    if not account:
+        raise error(412, "Bad URL")
     for problem in (
         _too_long("Account", account, limits.max_account_name_length),
         _too_long("Container", container, limits.max_container_name_length),
