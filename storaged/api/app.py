@@ -21,8 +21,12 @@ Every request, whatever happens, gets:
   client address, method, path (percent-encoded, no query string), status,
   bytes sent, bytes received, seconds, request id, and a note (``-``, or
   e.g. ``cs:valid`` / ``cs:invalid-sig`` for a container-sync request,
-  ``incomplete`` when the body was cut short).  Tokens, keys and signatures
-  never appear in it;
+  ``incomplete`` when the body was cut short, ``error`` after a failure
+  logged with its traceback, ``aborted`` when nothing reached the client).
+  Served by ``storaged-api``, the status and bytes are those the server
+  really wrote (a 500 it sent instead, the body bytes before a cut; see
+  :mod:`storaged.api.guard`).  Tokens, keys and signatures never appear in
+  it;
 * an answer: an unexpected exception becomes a 500 with Swift's body, its
   traceback logged with the request id, never sent.
 """
@@ -46,6 +50,7 @@ from storaged import exception
 from storaged import version
 from storaged.api import auth
 from storaged.api import errors
+from storaged.api import guard
 from storaged.api import routes
 from storaged.api import unsupported
 from storaged.api.handlers import DRAIN_LIMIT
@@ -389,15 +394,35 @@ class _LoggedBody:
             if close is not None:
                 close()
         finally:
-            self._log()
+            sent = self._environ.get(guard.SENT_KEY)
+            if sent is None:
+                self._log()
+            else:
+                # The server may still send its own 500, or fail to write
+                # what was buffered: log once it is done.
+                sent.when_finished(self._log)
 
     def _log(self) -> None:
         if self._logged:
             return
         self._logged = True
-        note = self._note
-        if self._method != "HEAD" and self._sent < self._response.length:
-            note = (note + ",incomplete") if note else "incomplete"
+        notes = [self._note] if self._note else []
+        status, sent_bytes = self._response.status, self._sent
+        wire: guard.SentResponse | None = self._environ.get(guard.SENT_KEY)
+        if wire is not None:
+            sent_bytes = wire.body_bytes
+            if wire.error:
+                notes.append("error")
+            if wire.status is None:
+                notes.append("aborted")
+            else:
+                status = wire.status
+        cut = status == self._response.status and (
+            (wire is not None and wire.write_failed)
+            or (self._method != "HEAD" and sent_bytes < self._response.length)
+        )
+        if cut and "aborted" not in notes:
+            notes.append("incomplete")
         reader = self._environ.get("storaged.body")
         received = reader.received if reader is not None else 0
         ACCESS_LOG.info(
@@ -405,12 +430,12 @@ class _LoggedBody:
             self._environ.get("REMOTE_ADDR", "-"),
             self._method,
             _quote_path(self._environ),
-            self._response.status,
-            self._sent,
+            status,
+            sent_bytes,
             received,
             time.monotonic() - self._started,
             self._rid,
-            note or "-",
+            ",".join(notes) or "-",
         )
 
 

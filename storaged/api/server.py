@@ -45,6 +45,8 @@ from oslo_config import cfg
 from storaged import concurrency
 from storaged import exception
 from storaged.api import body
+from storaged.api import framing
+from storaged.api import guard
 from storaged.common import systemd
 
 LOG = logging.getLogger(__name__)
@@ -147,14 +149,22 @@ def _serve_eventlet(
     import eventlet
     import eventlet.wsgi
 
+    from storaged.api import greenhttp
+
     group = conf.api
     eventlet.wsgi.MAX_HEADER_LINE = group.max_url_length
+    # A full pool blocks the accept loop: further connections wait in the
+    # listen queue until a slot is freed, at the latest when the head
+    # deadline of a slow client runs out.
     pool = eventlet.GreenPool(group.max_clients)
     server = eventlet.spawn(
         eventlet.wsgi.server,
         sock,
-        app,
+        guard.ResponseGuard(app),
         log=_EventletLog(),
+        protocol=greenhttp.protocol(
+            framing.header_limit(conf.catalog.max_meta_count), group.max_url_length
+        ),
         custom_pool=pool,
         keepalive=True,
         log_output=False,
@@ -190,51 +200,8 @@ def _serve_eventlet(
 # -- threading -----------------------------------------------------------------
 
 
-class _ChunkedInput:
-    """A ``Transfer-Encoding: chunked`` request body, decoded."""
-
-    def __init__(self, rfile: Any, max_line: int) -> None:
-        self._rfile = rfile
-        self._max_line = max_line
-        self._left = 0
-        self.done = False
-
-    def _next_chunk(self) -> None:
-        line = self._rfile.readline(self._max_line + 1)
-        if not line.endswith(b"\n"):
-            raise ConnectionError("chunked body: truncated chunk size line")
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            self._left = int(size_text, 16)
-        except ValueError as err:
-            raise ConnectionError("chunked body: bad chunk size") from err
-        if self._left < 0:
-            raise ConnectionError("chunked body: bad chunk size")
-        if self._left == 0:
-            # Trailers up to the empty line.
-            while True:
-                trailer = self._rfile.readline(self._max_line + 1)
-                if not trailer.endswith(b"\n"):
-                    raise ConnectionError("chunked body: truncated trailers")
-                if trailer in (b"\r\n", b"\n"):
-                    break
-            self.done = True
-
-    def read(self, size: int = -1) -> bytes:
-        if self.done:
-            return b""
-        if self._left == 0:
-            self._next_chunk()
-            if self.done:
-                return b""
-        want = self._left if size is None or size < 0 else min(size, self._left)
-        data = self._rfile.read(want)
-        if len(data) < want:
-            raise ConnectionError("chunked body: connection closed in a chunk")
-        self._left -= len(data)
-        if self._left == 0 and self._rfile.readline(3) not in (b"\r\n", b"\n"):
-            raise ConnectionError("chunked body: missing CRLF after a chunk")
-        return bytes(data)
+#: The strict decoder of chunked request bodies (shared with eventlet).
+_ChunkedInput = framing.ChunkedReader
 
 
 class _LengthInput:
@@ -262,7 +229,7 @@ class _LengthInput:
 class _Input:
     """``wsgi.input``: sends ``100 Continue`` before the first read if asked."""
 
-    def __init__(self, body: _ChunkedInput | _LengthInput, wfile: Any,
+    def __init__(self, body: framing.ChunkedReader | _LengthInput, wfile: Any,
                  expect_continue: bool) -> None:
         self._body = body
         self._wfile = wfile
@@ -311,6 +278,9 @@ class _ServerHandler(simple_server.ServerHandler):
     http_version = "1.1"
     # No ``Server:`` header naming the Python version.
     server_software = ""
+    # A failure before the headers went: an empty 500, as eventlet (and so
+    # Swift) sends; the guard has logged the traceback.
+    error_body = b""
     request_handler: _RequestHandler
 
     def close(self) -> None:
@@ -328,8 +298,13 @@ class _ServerHandler(simple_server.ServerHandler):
         LOG.debug("Response aborted", exc_info=exc_info)
 
 
-class _RequestHandler(simple_server.WSGIRequestHandler):
-    """One connection: requests one after the other (keep-alive)."""
+class _RequestHandler(framing.StrictRequestMixin, simple_server.WSGIRequestHandler):
+    """One connection: requests one after the other (keep-alive).
+
+    The request head is parsed as Swift does, within a deadline
+    (:mod:`storaged.api.framing`); what is written is recorded
+    (:mod:`storaged.api.guard`).
+    """
 
     protocol_version = "HTTP/1.1"
     server: _ThreadingServer
@@ -338,7 +313,10 @@ class _RequestHandler(simple_server.WSGIRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self.max_header_count = self.server.max_header_count
         self.connection.settimeout(self.server.client_timeout)
+        self.use_deadline(self.connection, self.server.client_timeout)
+        self.tap = guard.WireTap(self.wfile)
         # wsgiref writes the status line, the headers and the body in
         # separate sends: without this, Nagle's algorithm and the client's
         # delayed ACK add 40 ms to every small response on a kept-alive
@@ -362,8 +340,12 @@ class _RequestHandler(simple_server.WSGIRequestHandler):
     def handle_one_request(self) -> None:
         max_line = self.server.max_line
         try:
+            # Idle until the first byte, then client_timeout for the head.
+            if not self.wait_for_request():
+                self.close_connection = True
+                return
             self.raw_requestline = self.rfile.readline(max_line + 1)
-        except (TimeoutError, OSError):
+        except (TimeoutError, OSError, ValueError):
             self.close_connection = True
             return
         if not self.raw_requestline:
@@ -385,23 +367,20 @@ class _RequestHandler(simple_server.WSGIRequestHandler):
             self.send_error(414)
             self.close_connection = True
             return
-        if not self.parse_request():
+        try:
+            parsed = self.parse_request()
+        except (TimeoutError, OSError):
+            parsed = False
+        if not parsed:
             self.close_connection = True
             return
-        chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
-        length_text = self.headers.get("Content-Length") or "0"
-        body: _ChunkedInput | _LengthInput
+        # parse_request checked the framing: "chunked" alone, or digits.
+        chunked = self.headers.get("Transfer-Encoding") is not None
+        body: framing.ChunkedReader | _LengthInput
         if chunked:
-            body = _ChunkedInput(self.rfile, max_line)
+            body = framing.ChunkedReader(self.rfile, max_line)
         else:
-            try:
-                length = int(length_text)
-            except ValueError:
-                length = -1
-            if length < 0:
-                self.send_error(400, "Invalid Content-Length")
-                self.close_connection = True
-                return
+            length = int(self.headers.get("Content-Length") or 0)
             body = _LengthInput(self.rfile, length)
         expect = (self.headers.get("Expect") or "").lower() == "100-continue"
         stream = _Input(body, self.wfile, expect)
@@ -414,19 +393,24 @@ class _RequestHandler(simple_server.WSGIRequestHandler):
             environ.pop("CONTENT_LENGTH", None)
         self.response_has_length = False
         self.response_closes = False
-        wfile: Any = self.wfile
+        sent = guard.SentResponse()
+        environ[guard.SENT_KEY] = sent
+        self.tap.record = sent
+        wfile: Any = self.tap
         handler = _ServerHandler(
             stream, wfile, self.get_stderr(), environ, multithread=True,
         )
         handler.request_handler = self
-        app = self.server.get_app()
-        assert app is not None
-        handler.run(app)
-        if (
-            self.response_closes
-            or not self.response_has_length
-            or not stream.drain(64 * 1024)
-        ):
+        try:
+            handler.run(self.server.guard)
+        finally:
+            self.tap.record = None
+            sent.finish()
+        try:
+            drained = stream.drain(64 * 1024)
+        except OSError:
+            drained = False     # a broken chunked framing: cannot go on
+        if self.response_closes or not self.response_has_length or not drained:
             self.close_connection = True
 
     def handle_expect_100(self) -> bool:
@@ -460,11 +444,15 @@ class _ThreadingServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
         self.server_port = port
         self.setup_environ()
         self.set_app(app)
+        self.guard = guard.ResponseGuard(app)
         self.client_timeout = group.client_timeout
         self.max_line = group.max_url_length
         self.max_clients = group.max_clients
+        self.max_header_count = framing.header_limit(conf.catalog.max_meta_count)
         self.stopping = False
         self._lock = threading.Lock()
+        self._slot_freed = threading.Condition(self._lock)
+        self._admitted: set[int] = set()
         self._connections: dict[_RequestHandler, bool] = {}
 
     def track(self, handler: _RequestHandler, idle: bool) -> None:
@@ -485,11 +473,28 @@ class _ThreadingServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
             return len(self._connections)
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
-        if self.open_connections() >= self.max_clients:
-            LOG.warning("Refused a connection from %s: %d connections open",
-                        client_address[0], self.max_clients)
-            return False
+        """Wait for one of the ``max_clients`` slots, as eventlet's pool does.
+
+        The accept loop waits here, so further connections stay in the
+        listen queue instead of being refused; a slot is freed at the
+        latest when a slow client's head deadline runs out.
+        """
+        with self._slot_freed:
+            while len(self._admitted) >= self.max_clients and not self.stopping:
+                self._slot_freed.wait(_TICK)
+            if self.stopping:
+                return False
+            self._admitted.add(id(request))
         return True
+
+    def shutdown_request(self, request: Any) -> None:
+        try:
+            super().shutdown_request(request)
+        finally:
+            with self._slot_freed:
+                if id(request) in self._admitted:
+                    self._admitted.discard(id(request))
+                    self._slot_freed.notify()
 
     def close_idle(self) -> None:
         """Wake the threads waiting for a next request, so that they end."""

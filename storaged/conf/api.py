@@ -77,7 +77,9 @@ Related options:
         min=1,
         max=65536,
         help="""
-Connections one worker serves at once; more wait in the listen queue.
+Connections one worker serves at once; more wait in the listen queue
+(under both backends) until one is closed: a slow client holds its slot at
+most twice ``client_timeout`` before its request is read.
 
 Under the threading backend each connection has a thread.
 """,
@@ -90,8 +92,10 @@ Under the threading backend each connection has a thread.
         help="""
 Seconds to wait on a client's socket (a read of the request or body, a
 write of the response, or the next request on a kept-alive connection)
-before closing the connection. An upload stalled this long is abandoned and
-nothing of it is stored.
+before closing the connection. A request's head (request line and headers)
+must also arrive whole within this many seconds of its first byte, however
+slowly it is sent. An upload stalled this long is abandoned and nothing of
+it is stored.
 """,
     ),
     cfg.FloatOpt(
