@@ -54,6 +54,8 @@ from storaged.catalog.broker import check_listing_params
 from storaged.catalog.database import DB_SUFFIX
 from storaged.catalog.database import Database
 from storaged.catalog.database import DatabaseMissing
+from storaged.catalog.pool import DEFAULT_POOL_SIZE
+from storaged.catalog.pool import BrokerPool
 from storaged.catalog.timestamp import Timestamp
 from storaged.common.freespace import Reserve
 
@@ -165,6 +167,7 @@ class Catalog:
     :param limits: naming and metadata limits.
     :param reserve: free space that writes adding to the catalog leave on
         its filesystem (see :meth:`require_space`); none by default.
+    :param pool_size: container brokers :meth:`broker` keeps open.
     """
 
     def __init__(
@@ -176,6 +179,7 @@ class Catalog:
         synchronous: str = "full",
         limits: names.Limits = names.DEFAULT_LIMITS,
         reserve: Reserve | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         self.path = path
         self.reserve = reserve or Reserve(0, False)
@@ -196,6 +200,7 @@ class Catalog:
             tmp_dir=self.tmp_dir,
             quarantine_dir=os.path.join(self.quarantine_dir, "index"),
         )
+        self._pool = BrokerPool(self.container, pool_size)
         # Made now, so that the first changes are reported to it; when it
         # is missing (removed, quarantined) it is built from the containers.
         self._ensure_index()
@@ -225,7 +230,8 @@ class Catalog:
         return f"<Catalog {self.path}>"
 
     def close(self) -> None:
-        """Close the account index connection."""
+        """Close the account index connection and the pooled brokers."""
+        self._pool.close()
         self._index.close()
 
     def require_space(self) -> None:
@@ -286,6 +292,24 @@ class Catalog:
             reclaim_age=self.reclaim_age,
             reporter=self._report,
         )
+
+    @contextlib.contextmanager
+    def broker(
+        self, account: str | bytes, container: str | bytes
+    ) -> Iterator[ContainerBroker]:
+        """Lend a container's broker, kept open for the next caller.
+
+        For request paths: opening a container database costs about ten
+        times what a lookup in it does, so brokers come from a bounded pool
+        of this process (see :mod:`storaged.catalog.pool`) instead of being
+        opened, and closed, per call.  Do not close the broker lent.
+
+        :raises storaged.exception.InvalidName: a bad account or container name.
+        """
+        account = names.validate_account(account, self.limits)
+        container = names.validate_container(container, self.limits)
+        with self._pool.lease(account, container) as broker:
+            yield broker
 
     def _broker_at(self, directory: str) -> ContainerBroker:
         return ContainerBroker(

@@ -30,6 +30,11 @@ Reads resolve the row, then stream from its back end, verifying the digest
 when asked; reads of a back end with ``cache = true`` go through the object
 cache (:mod:`storaged.cache`).
 
+Container brokers are lent by the catalog's per-process pool
+(:meth:`Catalog.broker <storaged.catalog.Catalog.broker>`) and returned at
+the end of each call: a process holds a bounded number of databases open
+however many requests it serves.
+
 Every call is synchronous; callers in green threads use
 :func:`storaged.concurrency.run_blocking`.
 """
@@ -175,9 +180,11 @@ class ObjectService:
         :raises storaged.exception.CatalogFull: below the catalog's reserve
             (whether the container exists or not, as Swift answers 507).
         """
-        broker = self.catalog.container(account, container)
-        self.catalog.require_space()
-        return broker.create(put_timestamp=timestamp, metadata=dict(metadata or {}))
+        with self.catalog.broker(account, container) as broker:
+            self.catalog.require_space()
+            return broker.create(
+                put_timestamp=timestamp, metadata=dict(metadata or {})
+            )
 
     def delete_container(
         self, account: str, container: str, timestamp: Timestamp | None = None
@@ -187,17 +194,20 @@ class ObjectService:
         :raises storaged.exception.ContainerNotEmpty: it still lists objects.
         :raises storaged.exception.ContainerNotFound: no such container.
         """
-        broker = self.catalog.container(account, container)
-        if not broker.exists():
-            raise exception.ContainerNotFound(account=account, container=container)
-        broker.delete(timestamp)
+        with self.catalog.broker(account, container) as broker:
+            if not broker.exists():
+                raise exception.ContainerNotFound(
+                    account=account, container=container
+                )
+            broker.delete(timestamp)
 
     def container_info(self, account: str, container: str) -> ContainerInfo:
         """Return a container's info (counts, metadata, sync settings).
 
         :raises storaged.exception.ContainerNotFound: no such container.
         """
-        return self.catalog.container(account, container).info()
+        with self.catalog.broker(account, container) as broker:
+            return broker.info()
 
     def update_container_metadata(
         self,
@@ -211,11 +221,13 @@ class ObjectService:
         :raises storaged.exception.ContainerNotFound: no such container.
         :raises storaged.exception.CatalogFull: below the catalog's reserve.
         """
-        broker = self.catalog.container(account, container)
-        if not broker.exists():
-            raise exception.ContainerNotFound(account=account, container=container)
-        self.catalog.require_space()
-        return broker.update_metadata(dict(updates), timestamp)
+        with self.catalog.broker(account, container) as broker:
+            if not broker.exists():
+                raise exception.ContainerNotFound(
+                    account=account, container=container
+                )
+            self.catalog.require_space()
+            return broker.update_metadata(dict(updates), timestamp)
 
     def list_containers(self, account: str, **listing: Any) -> list[Any]:
         """List an account's containers (prefix, marker, limit, delimiter...)."""
@@ -253,9 +265,13 @@ class ObjectService:
         validate_account(account)
         validate_container(container)
         name = validate_object(name)
-        broker = self.catalog.container(account, container)
-        if not broker.exists():
-            raise exception.ContainerNotFound(account=account, container=container)
+        # The broker is not held while the data streams in (that may take
+        # minutes): it goes back to the pool, and is lent again for the row.
+        with self.catalog.broker(account, container) as broker:
+            if not broker.exists():
+                raise exception.ContainerNotFound(
+                    account=account, container=container
+                )
         # Before any data is written: the row must find room too.
         self.catalog.require_space()
         ts = timestamp or Timestamp.now()
@@ -274,20 +290,21 @@ class ObjectService:
             self._discard(driver.backend_id, result.location)
             raise EtagMismatch(what=what, expected=etag, actual=result.checksum)
         ctype = content_type or mimetypes.guess_type(name)[0] or DEFAULT_CONTENT_TYPE
-        try:
-            applied = broker.put_object(
-                name, ts, result.size, ctype, result.checksum,
-                backend=driver.backend_id, location=result.location,
-                metadata=dict(metadata or {}),
-            )
-        except BaseException:
-            self._discard(driver.backend_id, result.location)
-            raise
-        if not applied:
-            # A newer write won: this data is referenced by nothing.
-            self._discard(driver.backend_id, result.location)
-        else:
-            self._collect(broker)
+        with self.catalog.broker(account, container) as broker:
+            try:
+                applied = broker.put_object(
+                    name, ts, result.size, ctype, result.checksum,
+                    backend=driver.backend_id, location=result.location,
+                    metadata=dict(metadata or {}),
+                )
+            except BaseException:
+                self._discard(driver.backend_id, result.location)
+                raise
+            if not applied:
+                # A newer write won: this data is referenced by nothing.
+                self._discard(driver.backend_id, result.location)
+            else:
+                self._collect(broker)
         info = ObjectInfo(
             account, container, name, result.size, result.checksum, ctype, ts,
             dict(metadata or {}), driver.backend_id,
@@ -309,13 +326,13 @@ class ObjectService:
             is no live object by that name.
         :raises storaged.exception.CatalogFull: below the catalog's reserve.
         """
-        broker = self.catalog.container(account, container)
-        self.catalog.require_space()
-        if broker.update_object_metadata(
-            name, timestamp, dict(metadata), content_type=content_type
-        ):
-            return True
-        return False if broker.get_object(name) is not None else None
+        with self.catalog.broker(account, container) as broker:
+            self.catalog.require_space()
+            if broker.update_object_metadata(
+                name, timestamp, dict(metadata), content_type=content_type
+            ):
+                return True
+            return False if broker.get_object(name) is not None else None
 
     def head_object(self, account: str, container: str, name: str) -> ObjectInfo:
         """Return an object's info.
@@ -374,17 +391,20 @@ class ObjectService:
         validate_account(account)
         validate_container(container)
         name = validate_object(name)
-        broker = self.catalog.container(account, container)
-        if timestamp is None and broker.get_object(name) is None:
-            raise exception.ObjectNotFound(what="%s/%s/%s" % (account, container, name))
-        applied = broker.delete_object(name, timestamp or Timestamp.now())
-        if applied:
-            self._collect(broker)
-        return applied
+        with self.catalog.broker(account, container) as broker:
+            if timestamp is None and broker.get_object(name) is None:
+                raise exception.ObjectNotFound(
+                    what="%s/%s/%s" % (account, container, name)
+                )
+            applied = broker.delete_object(name, timestamp or Timestamp.now())
+            if applied:
+                self._collect(broker)
+            return applied
 
     def list_objects(self, account: str, container: str, **listing: Any) -> list[Any]:
         """List a container's live objects (prefix, delimiter, marker, limit...)."""
-        return self.catalog.container(account, container).list_objects(**listing)
+        with self.catalog.broker(account, container) as broker:
+            return broker.list_objects(**listing)
 
     # -- internals -----------------------------------------------------------
 
@@ -392,7 +412,8 @@ class ObjectService:
         validate_account(account)
         validate_container(container)
         name = validate_object(name)
-        row = self.catalog.container(account, container).get_object(name)
+        with self.catalog.broker(account, container) as broker:
+            row = broker.get_object(name)
         if row is None:
             raise exception.ObjectNotFound(what="%s/%s/%s" % (account, container, name))
         return row
