@@ -34,6 +34,7 @@ from oslo_config import cfg
 from storaged import concurrency
 from storaged import exception
 from storaged.common import config
+from storaged.common import status as status_mod
 from storaged.manage import cache as cache_cmds
 from storaged.manage import cluster
 from storaged.manage import data
@@ -161,9 +162,7 @@ def assess(record: dict[str, Any], now: float) -> str:
     if state == "stopped":
         return "stopped"
     due = record.get("next_pass_at")
-    # A pass may take a while: only call it late after a generous margin.
-    if state == "idle" and due and now > due + max(60.0, 0.5 * (due - record.get(
-            "updated_at", due))):
+    if state == "idle" and status_mod.is_late(due, record.get("updated_at"), now):
         return "late"
     if last and not last.get("ok", True):
         return "failed"
@@ -182,8 +181,6 @@ def status(conf: cfg.ConfigOpts) -> int:
     except exception.StoragedError as err:
         print("%s: cannot open the state store: %s" % (PROG, err), file=sys.stderr)
         return EXIT_FAILED
-    from storaged.common import status as status_mod
-
     try:
         records = status_mod.StatusBoard(store).read_all()
     except exception.StoragedError as err:

@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         worker = sync_service.SyncWorker(
             sync_engine, coordinator, store, group.group,
             group.report_interval, group.metrics_file,
+            interval=None if conf.once else group.interval,
         )
 
         def reload(conf: cfg.ConfigOpts) -> None:
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             settings.max_failures = conf.sync.max_failures
             http.timeout = conf.sync.request_timeout
             worker.report_interval = conf.sync.report_interval
+            worker.interval = conf.sync.interval
             realms.reload()
 
         return service.run_daemon(

@@ -21,6 +21,29 @@ LOG = logging.getLogger(__name__)
 
 PREFIX = "status/"
 
+#: Seconds past its due time before a record is called late, at the least: a
+#: pass may run long, and the clocks of the writer and the reader differ.
+LATE_MARGIN = 60.0
+
+
+def is_late(due_at: float | None, written_at: float | None, now: float) -> bool:
+    """Tell whether a record's writer missed the write it promised.
+
+    A record written at ``written_at`` says when the next one is due; it is
+    late once ``now`` passes that time by a generous margin: the larger of
+    :data:`LATE_MARGIN` and half the time the writer gave itself.  E.g. due
+    100 s after it was written: late 60 s after the due time; due an hour
+    after: late 30 min after it.
+
+    :param due_at: when the next write is due, or None if none is promised.
+    :param written_at: when the record was written (defaults to ``due_at``).
+    :param now: the time to judge at.
+    """
+    if not due_at:
+        return False
+    given = due_at - (written_at if written_at is not None else due_at)
+    return now > due_at + max(LATE_MARGIN, 0.5 * given)
+
 
 class _Store(Protocol):
     def set(self, key: str, value: Any, *, ttl: float | None = None) -> None: ...

@@ -14,6 +14,7 @@ from typing import Any
 from oslo_config import cfg
 
 from storaged import exception
+from storaged.common import status as status_mod
 from storaged.manage import output
 from storaged.manage.data import split_target
 
@@ -33,7 +34,10 @@ def add_parsers(subparsers: Any) -> None:
         description="Show, for every container that syncs and every sync worker, "
         "the target, the rows of the change log not yet pushed, the sync "
         "points, when a pass last succeeded, the last error and the rate of the "
-        "last pass. Exit status 1 when a container's last pass failed.",
+        "last pass. Exit status 1 when a container's last pass failed, or "
+        "when a record is late: its worker has not written it again within "
+        "its interval and a margin (it was killed, is stuck, or its node is "
+        "down).",
     )
     a.add_argument("--container", default="", metavar="ACCOUNT/CONTAINER",
                     help="only this container")
@@ -70,6 +74,24 @@ def _failing(rec: dict[str, Any]) -> bool:
     return bool(error_at) and error_at >= (rec.get("last_success_at") or 0)
 
 
+def _health(rec: dict[str, Any], now: float, interval: float) -> str:
+    """Classify a progress record: late, failing or ok.
+
+    Late first: a record its worker stopped writing (killed, hung, the node
+    down) says nothing current, whatever it says.  It is judged as
+    ``storaged-manage status`` judges a daemon's record; a record without
+    ``due_at`` (written before records carried it) is given this node's
+    ``[sync] interval``, one whose ``due_at`` is empty (``--once``) is
+    never late.
+    """
+    written = rec.get("updated_at")
+    due = rec["due_at"] if "due_at" in rec else (
+        written + interval if written else None)
+    if status_mod.is_late(due, written, now):
+        return "late"
+    return "failing" if _failing(rec) else "ok"
+
+
 def _ago(ts: float | None, now: float) -> str:
     if not ts:
         return "never"
@@ -102,7 +124,7 @@ def status(conf: cfg.ConfigOpts) -> int:
                                 str(r.get("worker"))))
     now = time.time()
     for rec in records:
-        rec["health"] = "failing" if _failing(rec) else "ok"
+        rec["health"] = _health(rec, now, conf.sync.interval)
 
     def human() -> None:
         if not records:
@@ -123,13 +145,19 @@ def status(conf: cfg.ConfigOpts) -> int:
             ))
         output.table(rows)
         for rec in records:
+            if rec["health"] == "late":
+                print("%s/%s (%s): late: last written %s, by a worker that "
+                      "has stopped writing" % (
+                          rec.get("account"), rec.get("container"),
+                          rec.get("worker"), _ago(rec.get("updated_at"), now)))
             if rec.get("last_error"):
                 print("%s/%s (%s): last error %s: %s" % (
                     rec.get("account"), rec.get("container"), rec.get("worker"),
                     _ago(rec.get("last_error_at"), now), rec["last_error"]))
 
     output.emit(args.format, {"containers": records}, human)
-    return EXIT_FAILED if any(r["health"] == "failing" for r in records) else EXIT_OK
+    bad = [r for r in records if r["health"] in ("failing", "late")]
+    return EXIT_FAILED if bad else EXIT_OK
 
 
 COMMANDS: dict[tuple[str, ...], Any] = {

@@ -79,6 +79,11 @@ class SyncWorker:
     :param group: the sync group's name.
     :param report_interval: seconds between two "since" summary lines.
     :param metrics_file: Prometheus textfile to write after each pass, or "".
+    :param interval: seconds between the starts of two passes, or None when
+        no further pass is coming (``--once``).  Each progress record says
+        by when it will be written again (``due_at``): one interval, or the
+        last pass's duration if that was longer, so that ``storaged-manage
+        sync status`` can tell a dead worker's record from a live one's.
     """
 
     name = "sync"
@@ -91,6 +96,7 @@ class SyncWorker:
         group: str = "storaged-sync",
         report_interval: float = 3600.0,
         metrics_file: str = "",
+        interval: float | None = None,
     ) -> None:
         self.engine = engine
         self.coordinator = coordinator
@@ -98,6 +104,8 @@ class SyncWorker:
         self.group = group
         self.report_interval = report_interval
         self.metrics_file = metrics_file
+        self.interval = interval
+        self._last_pass_time = 0.0
         self._since = time.time()
         self._totals = dict.fromkeys(_COUNTERS, 0)
         self._records: dict[tuple[str, str], dict[str, Any]] = {}
@@ -154,6 +162,13 @@ class SyncWorker:
 
     def run_pass(self, ctx: PassContext) -> None:
         """Sync every container that has a target."""
+        started = time.monotonic()
+        try:
+            self._pass(ctx)
+        finally:
+            self._last_pass_time = time.monotonic() - started
+
+    def _pass(self, ctx: PassContext) -> None:
         self.engine.realms.refresh()
         containers = concurrency.run_blocking(self.engine.catalog.containers_with_sync)
         ctx.count("containers", 0)
@@ -224,7 +239,16 @@ class SyncWorker:
             return {}
         return dict(value) if isinstance(value, Mapping) else {}
 
+    def _due_at(self, now: float) -> float | None:
+        if self.interval is None:
+            return None
+        # The next pass starts one interval after this one did, or at once
+        # when this one ran longer; each container comes at about the same
+        # point of it.
+        return now + max(self.interval, self._last_pass_time)
+
     def _save(self, account: str, container: str, record: dict[str, Any]) -> None:
+        record["due_at"] = self._due_at(record["updated_at"])
         self._records[(account, container)] = record
         if self.store is None:
             return
