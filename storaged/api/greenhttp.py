@@ -103,7 +103,13 @@ class StrictProtocol(framing.StrictRequestMixin, eventlet.wsgi.HttpProtocol):  #
         if self._tap is not None:
             self._tap.record = self._sent
         environ[guard.SENT_KEY] = self._sent
+        environ[guard.CLOSE_KEY] = self._close_after_response
         return environ
+
+    def _close_after_response(self) -> None:
+        # Before the head is written: eventlet then sends ``Connection:
+        # close`` itself and does not read (to drop) the rest of the body.
+        self.close_connection = True
 
     def handle_one_response(self) -> None:
         try:

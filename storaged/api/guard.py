@@ -44,6 +44,12 @@ LOG = logging.getLogger(__name__)
 
 #: The environ key of the :class:`SentResponse` of a request.
 SENT_KEY = "storaged.sent"
+#: The environ key of the server's "close this connection after the
+#: response" callable.  ``Connection`` is a hop-by-hop header, which a WSGI
+#: application may not send (PEP 3333; wsgiref asserts on it, eventlet sends
+#: it and then reads the rest of the body all the same): the application's
+#: ``Connection: close`` is taken out here and handed to the server this way.
+CLOSE_KEY = "storaged.close_connection"
 
 
 class SentResponse:
@@ -205,6 +211,12 @@ class ResponseGuard:
             for name, value in headers:
                 if isinstance(name, str) and name.lower() == "x-trans-id":
                     progress.request_id = str(value)
+            if any(isinstance(name, str) and name.lower() == "connection"
+                   for name, _value in headers):
+                headers = [(n, v) for n, v in headers if n.lower() != "connection"]
+                close = environ.get(CLOSE_KEY)
+                if close is not None:
+                    close()
             try:
                 check_headers(status, headers)
             except (UnicodeError, ValueError, TypeError):

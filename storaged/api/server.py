@@ -293,6 +293,15 @@ class _ServerHandler(simple_server.ServerHandler):
             )
         super().close()
 
+    def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
+        write = super().start_response(status, headers, exc_info)
+        if self.request_handler.close_after_response:
+            # Set past wsgiref's check that applications send no hop-by-hop
+            # header: the server is the one closing.
+            sent: Any = getattr(self, "headers")  # noqa: B009 (set by super)
+            sent["Connection"] = "close"
+        return write
+
     def log_exception(self, exc_info: Any) -> None:
         self.request_handler.response_closes = True
         LOG.debug("Response aborted", exc_info=exc_info)
@@ -310,6 +319,7 @@ class _RequestHandler(framing.StrictRequestMixin, simple_server.WSGIRequestHandl
     server: _ThreadingServer
     response_has_length = False
     response_closes = False
+    close_after_response = False
 
     def setup(self) -> None:
         super().setup()
@@ -393,8 +403,10 @@ class _RequestHandler(framing.StrictRequestMixin, simple_server.WSGIRequestHandl
             environ.pop("CONTENT_LENGTH", None)
         self.response_has_length = False
         self.response_closes = False
+        self.close_after_response = False
         sent = guard.SentResponse()
         environ[guard.SENT_KEY] = sent
+        environ[guard.CLOSE_KEY] = self._close_after_response
         self.tap.record = sent
         wfile: Any = self.tap
         handler = _ServerHandler(
@@ -412,6 +424,9 @@ class _RequestHandler(framing.StrictRequestMixin, simple_server.WSGIRequestHandl
             drained = False     # a broken chunked framing: cannot go on
         if self.response_closes or not self.response_has_length or not drained:
             self.close_connection = True
+
+    def _close_after_response(self) -> None:
+        self.close_after_response = True
 
     def handle_expect_100(self) -> bool:
         """Defer ``100 Continue`` to the first read of the body.
