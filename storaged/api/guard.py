@@ -217,6 +217,11 @@ class ResponseGuard:
                 close = environ.get(CLOSE_KEY)
                 if close is not None:
                     close()
+            if isinstance(status, str) and status.startswith("500"):
+                # The application answered an error of its own with a 500
+                # (and logged it, traceback included): a failure all the same.
+                with self._lock:
+                    self.failures += 1
             try:
                 check_headers(status, headers)
             except (UnicodeError, ValueError, TypeError):
