@@ -138,6 +138,23 @@ Related options:
 """,
     ),
     cfg.FloatOpt(
+        "outage_log_interval",
+        default=300.0,
+        min=1.0,
+        max=86400.0,
+        help="""
+Seconds between two "still down" lines while the back end cannot be reached.
+
+An outage is logged as one warning when the back end is lost (or cannot be
+reached at start), one reminder this often while it stays down, and one
+line when it is back; the reconnection attempts in between, and the calls
+that fail meanwhile, are logged at debug level only.
+
+Related options:
+    * ``max_reconnect_backoff``
+""",
+    ),
+    cfg.FloatOpt(
         "lock_timeout",
         default=30.0,
         min=0.0,

@@ -200,6 +200,7 @@ class Settings:
     membership_ttl: int
     initial_reconnect_backoff: float
     max_reconnect_backoff: float
+    outage_log_interval: float
     lock_timeout: float
     partitions: int
     settle_time: float
@@ -310,6 +311,7 @@ def settings_from_conf(conf: cfg.ConfigOpts, url: str | None = None) -> Settings
         membership_ttl=group.membership_ttl,
         initial_reconnect_backoff=group.initial_reconnect_backoff,
         max_reconnect_backoff=group.max_reconnect_backoff,
+        outage_log_interval=group.outage_log_interval,
         lock_timeout=group.lock_timeout,
         partitions=group.partitions,
         settle_time=settle,

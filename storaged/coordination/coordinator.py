@@ -117,6 +117,10 @@ class Coordinator:
         self._ever_connected = False
         self._last_error = "not connected yet"
         self._backoff = 0.0
+        # An outage is logged once when it starts, then every
+        # outage_log_interval, then once when it ends (monotonic times).
+        self._down_since: float | None = None
+        self._down_logged_at = 0.0
         # The first connection is made by start(); the heartbeat thread
         # only retries after a failure.
         self._next_reconnect = math.inf
@@ -483,11 +487,14 @@ class Coordinator:
         except errors.CoordinationError:
             raise
         except backends.unavailable_types() as err:
-            reason = "%s: %s" % (what, backends.errno_text(err))
-            self._lose_connection(gen, reason)
-            raise errors.CoordinationUnavailable(
-                backend=self.settings.masked_url, reason=reason
-            ) from err
+            failure = err
+        # Outside the except block: _lose_connection logs, and oslo.log would
+        # append the active exception to that line.
+        reason = "%s: %s" % (what, backends.errno_text(failure))
+        self._lose_connection(gen, reason)
+        raise errors.CoordinationUnavailable(
+            backend=self.settings.masked_url, reason=reason
+        ) from failure
 
     # -- internals: back end operations (heartbeat thread or direct) ----------
 
@@ -725,8 +732,9 @@ class Coordinator:
             self._mark_lost(list(self._held.values()), "connection lost: " + reason)
             for part in self._partitioners.values():
                 part.forget()
-        LOG.warning("Lost the coordination back end %s: %s; reconnecting",
-                    self.settings.masked_url, reason)
+            self._down_since = self._down_logged_at = self._now()
+        LOG.warning("Lost the coordination back end %s: %s; reconnecting in the "
+                    "background", self.settings.masked_url, reason)
         if self._heart is not None:
             self._heart.wake()
 
@@ -774,11 +782,7 @@ class Coordinator:
                     else min(self._backoff * 2, self.settings.max_reconnect_backoff)
                 )
                 self._next_reconnect = self._now() + self._jitter(self._backoff)
-            loud = first or self._stats["reconnect_attempts"] % 10 == 0
-            log = LOG.warning if loud else LOG.debug
-            log("Cannot reach the coordination back end %s (%s); next attempt in "
-                "%.2fs", self.settings.masked_url, self._last_error,
-                self._next_reconnect - self._now())
+            self._log_still_down()
             return False
         with self._mutex:
             self._driver = driver
@@ -792,12 +796,47 @@ class Coordinator:
             self._next_beat = self._now() + self.settings.heartbeat_interval
             if not first:
                 self._stats["reconnects"] += 1
+            down_since, self._down_since = self._down_since, None
         for group, members in views.items():
             self._set_view(group, members)
-        if not first:
-            LOG.info("Reconnected to the coordination back end %s; re-joined %s",
-                     self.settings.masked_url, ", ".join(sorted(groups)) or "no group")
+        if down_since is not None:
+            LOG.info("Reconnected to the coordination back end %s, down for "
+                     "%.0fs; re-joined %s", self.settings.masked_url,
+                     self._now() - down_since,
+                     ", ".join(sorted(groups)) or "no group")
         return True
+
+    def _log_still_down(self) -> None:
+        """Log a failed connection attempt: loud only when it says something new.
+
+        The first failure of an outage that began here (the back end was
+        unreachable at start) is a warning, as :meth:`_lose_connection` is for
+        one that began while connected; after that one reminder every
+        ``outage_log_interval``, the attempts in between at debug level.
+        """
+        now = self._now()
+        with self._mutex:
+            attempts = self._stats["reconnect_attempts"]
+            started = self._down_since is None
+            if started:
+                self._down_since = self._down_logged_at = now
+            remind = (not started and now - self._down_logged_at
+                      >= self.settings.outage_log_interval)
+            if remind:
+                self._down_logged_at = now
+            down_since = self._down_since
+            assert down_since is not None
+        url, error = self.settings.masked_url, self._last_error
+        if started:
+            LOG.warning("Cannot reach the coordination back end %s (%s); "
+                        "retrying in the background", url, error)
+        elif remind:
+            LOG.warning("Coordination back end %s still down after %.0fs "
+                        "(%d connection attempts): %s", url, now - down_since,
+                        attempts, error)
+        else:
+            LOG.debug("Cannot reach the coordination back end %s (%s); next "
+                      "attempt in %.2fs", url, error, self._next_reconnect - now)
 
     def _close_quietly(
         self, driver: Any, locks: backends.LockBackend | None, reachable: bool = True
@@ -922,14 +961,19 @@ class Coordinator:
                     members = self._fetch(driver, group)
                 self._set_view(group, members)
         except errors.CoordinationError as err:
-            LOG.warning("Coordination heartbeat: %s", err)
-            return
+            problem: BaseException = err
         except backends.unavailable_types() as err:
-            self._lose_connection(gen, "heartbeat: " + backends.errno_text(err))
+            problem = err
+        else:
+            with self._mutex:
+                self._stats["beats"] += 1
+                self._stats["last_beat"] = time.time()
             return
-        with self._mutex:
-            self._stats["beats"] += 1
-            self._stats["last_beat"] = time.time()
+        # Logged outside the except block (see _guarded).
+        if isinstance(problem, errors.CoordinationError):
+            LOG.warning("Coordination heartbeat: %s", problem)
+            return
+        self._lose_connection(gen, "heartbeat: " + backends.errno_text(problem))
 
     def _foreign_hosts(self, members: dict[str, dict[str, Any]]) -> dict[str, str]:
         if self.settings.kind != backends.FILE or not self.settings.file_single_host:

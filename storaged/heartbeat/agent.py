@@ -137,10 +137,10 @@ class HeartbeatAgent:
         if down is None:
             LOG.info("Joined group %s as %s", self.group, member)
         else:
-            # Outside the except block: oslo.log would append the error's
-            # text to the warning a second time.
-            LOG.warning("%s; %s joins group %s once it is reachable",
-                        down, member, self.group)
+            # The coordinator has logged the outage (once, then reminders):
+            # only what it means here, without the error's text again.
+            LOG.info("Coordination back end unreachable: %s joins group %s "
+                     "once it is reachable", member, self.group)
             with contextlib.suppress(CoordinationUnavailable):
                 self.coordinator.join_group(self.group, self.capabilities)
         self.coordinator.watch_group(self.group, self._joined, self._left)

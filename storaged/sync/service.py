@@ -35,6 +35,7 @@ from storaged import concurrency
 from storaged import exception
 from storaged.common.service import MAX_ERRORS_KEPT
 from storaged.common.service import PassContext
+from storaged.coordination.errors import CoordinationUnavailable
 from storaged.sync import engine as engine_mod
 from storaged.sync import realms as realms_mod
 
@@ -116,18 +117,22 @@ class SyncWorker:
         """Join the sync group (the back end may be down: retried behind)."""
         if self.coordinator is None:
             return
+        # The coordinator logs an outage itself (once, then reminders): here
+        # only what it means for this worker, without the error again.
         try:
             self.coordinator.start()
-        except exception.StoragedError as err:
-            LOG.warning("Coordination back end unavailable (%s); working alone "
-                        "until it is back", err)
+        except CoordinationUnavailable:
+            pass
         try:
             self.coordinator.join_group(self.group, {"daemon": "sync"})
+        except CoordinationUnavailable:
+            # Remembered: the coordinator joins once it is connected.
+            LOG.info("Sync group %s: %s joins once coordination is back, and "
+                     "pushes every row meanwhile", self.group,
+                     self.coordinator.member_id)
+        else:
             LOG.info("Joined sync group %s as %s", self.group,
                      self.coordinator.member_id)
-        except exception.StoragedError as err:
-            # The coordinator joins the group once it is connected.
-            LOG.warning("Could not join sync group %s yet: %s", self.group, err)
 
     def stop(self) -> None:
         """Leave the group, close the connections."""
@@ -150,6 +155,12 @@ class SyncWorker:
             return engine_mod.View.of(me, ())
         try:
             members = concurrency.run_blocking(self.coordinator.get_members, self.group)
+        except CoordinationUnavailable as err:
+            # Asked once per container and pass: the coordinator already
+            # logged the outage, its start, reminders and end.
+            LOG.debug("Sync group %s unreadable (%s): this worker pushes every "
+                      "row for now", self.group, err)
+            return engine_mod.View.of(me, ())
         except exception.StoragedError as err:
             LOG.warning("Sync group %s unreadable (%s): this worker pushes every "
                         "row for now", self.group, err)

@@ -43,7 +43,8 @@ EXPECTED = {
     "coordination": [
         "backend_url", "file_single_host", "heartbeat_interval",
         "initial_reconnect_backoff", "lock_timeout", "lock_ttl",
-        "max_reconnect_backoff", "membership_ttl", "partitions", "settle_time",
+        "max_reconnect_backoff", "membership_ttl", "outage_log_interval",
+        "partitions", "settle_time",
     ],
     "heartbeat": ["group", "publish_interval"],
     "api": [

@@ -18,7 +18,8 @@ def test_option_names():
     assert names == [
         "backend_url", "file_single_host", "heartbeat_interval",
         "initial_reconnect_backoff", "lock_timeout", "lock_ttl",
-        "max_reconnect_backoff", "membership_ttl", "partitions", "settle_time",
+        "max_reconnect_backoff", "membership_ttl", "outage_log_interval",
+        "partitions", "settle_time",
     ]
     assert coordination_conf.list_opts() == [
         (coordination_conf.GROUP, coordination_conf.COORDINATION_OPTS)
