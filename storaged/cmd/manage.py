@@ -6,7 +6,7 @@ scripts.  Errors are one line on stderr and a non-zero exit status.
 
 Sub-commands::
 
-    storaged-manage [--config-file F] config check [--format json]
+    storaged-manage [--config-file F] config check [--changed] [--format json]
     storaged-manage [--config-file F] status [--format json]
     storaged-manage [--config-file F] container create|list|show|set|delete ...
     storaged-manage [--config-file F] object put|get|head|delete|list ...
@@ -73,6 +73,12 @@ def _add_commands(subparsers: Any) -> None:
         "configuration is valid, 2 with one line naming the file, section, "
         "option and problem when it is not.",
     )
+    p_check.add_argument(
+        "--changed",
+        action="store_true",
+        help="print only the options whose value differs from the default "
+        "(what the files change), secrets masked",
+    )
     _add_format(p_check)
 
     p_status = subparsers.add_parser(
@@ -110,24 +116,34 @@ def _emit(fmt: str, data: Any, human: Callable[[], None]) -> None:
 
 
 def config_check(conf: cfg.ConfigOpts) -> int:
-    """Print the effective configuration (validation already passed)."""
+    """Print the effective configuration (validation already passed).
+
+    With ``--changed``, only the options that differ from their defaults.
+    """
     files = config.config_files(conf)
-    effective = config.effective_config(conf)
+    changed_only = conf.command.changed
+    effective = (config.changed_config(conf) if changed_only
+                 else config.effective_config(conf))
 
     def human() -> None:
         print("Configuration is valid.")
         print("Files read: %s" % (", ".join(files) or "none (defaults only)"))
+        if changed_only and not effective:
+            print("No change: every option has its default value.")
         for section in sorted(effective, key=lambda s: (s != "DEFAULT", s)):
             print()
             print("[%s]" % section)
             for name, value in sorted(effective[section].items()):
-                if isinstance(value, list):
+                if isinstance(value, bool):
+                    value = "true" if value else "false"  # as written in a file
+                elif isinstance(value, list):
                     value = ",".join(str(v) for v in value)
                 print("%s = %s" % (name, "" if value is None else value))
 
     _emit(
         conf.command.format,
-        {"valid": True, "files": files, "config": effective},
+        {"valid": True, "files": files, "changed_only": changed_only,
+         "config": effective},
         human,
     )
     return EXIT_OK

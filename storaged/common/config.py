@@ -407,6 +407,49 @@ def effective_config(conf: cfg.ConfigOpts) -> dict[str, dict[str, Any]]:
     return result
 
 
+#: where the configuration came from, said apart from the option values
+_FILE_OPTIONS = frozenset({"config_file", "config_dir"})
+
+
+def _default_value(conf: cfg.ConfigOpts, opt: cfg.Opt, group: str | None) -> Any:
+    """Return what ``opt`` would be without any file: its default, evaluated.
+
+    The default is substituted (``$state_path``) and converted to the
+    option's type the way oslo.config does it when reading the option.
+    """
+    if opt.default is None:
+        return None
+    # NOTE: oslo.config has no public way to evaluate a default; these are
+    # the two steps its own option lookup takes.
+    try:
+        value = conf._substitute(opt.default, group=group)
+        return conf._convert_value(value, opt)
+    except Exception:  # an odd default: compare it as written
+        return opt.default
+
+
+def changed_config(conf: cfg.ConfigOpts) -> dict[str, dict[str, Any]]:
+    """Return the options whose value differs from their default, masked.
+
+    What an operator set on purpose: a file (or the command line) that only
+    spells out a default is not a change.  Options without a default (the
+    ``[api] user_*`` entries) count when set.
+    """
+    result: dict[str, dict[str, Any]] = {}
+    for group, name in _iter_values(conf):
+        opts = conf._opts if group is None else conf._groups[group]._opts
+        opt = opts[name]["opt"]
+        if opt.positional or (group is None and name in _FILE_OPTIONS):
+            continue
+        value = conf[name] if group is None else conf[group][name]
+        if isinstance(value, cfg.ConfigOpts.SubCommandAttr):
+            continue
+        if value == _default_value(conf, opt, group):
+            continue
+        result.setdefault(group or "DEFAULT", {})[name] = mask_value(opt, value)
+    return result
+
+
 def run_command(prog: str, body: Callable[[], int]) -> int:
     """Run a command's body; turn a configuration error into one line, exit 2.
 
