@@ -452,11 +452,16 @@ def object_delete(conf: cfg.ConfigOpts) -> int:
     args = conf.command
     account, container = split_target(args.target)
     svc = _service(conf)
+    what = "%s/%s/%s" % (account, container, args.object_name)
     try:
-        svc.delete_object(account, container, args.object_name)
+        applied = svc.delete_object(account, container, args.object_name)
     finally:
         svc.close()
-    what = "%s/%s/%s" % (account, container, args.object_name)
+    if not applied:
+        # A newer write (a sync peer's future timestamp) outlives the
+        # delete: say so, as the API's 409 does.
+        raise UsageError(reason="%s was not deleted: its stored write is newer "
+                         "than now" % what)
     output.emit(args.format, {"account": account, "container": container,
                               "name": args.object_name, "deleted": True},
                 lambda: print("Deleted %s." % what))

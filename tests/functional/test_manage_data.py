@@ -147,3 +147,28 @@ def test_usage_errors(manage):
     assert b"cannot read /nonexistent/file" in proc.stderr
     proc = manage("container", "create", "AUTH_demo/x", "--meta", "novalue", check=1)
     assert b"expected --meta KEY=VALUE" in proc.stderr
+
+
+def test_delete_that_a_newer_write_outlives_fails(manage, tmp_path):
+    """As the API's 409: the object stays, and the command says so."""
+    import time
+
+    from storaged.catalog import Catalog
+    from storaged.catalog import Timestamp
+
+    manage("object", "put", "AUTH_demo/photos", "later.txt", stdin=b"x", check=0)
+    # A sync peer's write from the future, straight into the catalog row.
+    catalog = Catalog(str(tmp_path / "state" / "catalog"))
+    try:
+        broker = catalog.container("AUTH_demo", "photos")
+        future = Timestamp(time.time() + 3600)
+        assert broker.update_object_metadata("later.txt", future,
+                                             {"X-Object-Meta-A": "1"})
+        broker.close()
+    finally:
+        catalog.close()
+    proc = manage("object", "delete", "AUTH_demo/photos", "later.txt")
+    assert proc.returncode != 0
+    lines = proc.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "not deleted" in lines[0], lines
+    manage("object", "head", "AUTH_demo/photos", "later.txt", check=0)
