@@ -43,27 +43,44 @@ def test_bounded_and_least_recent_closed_first(containers):
     assert not any(connected(b) for b in lent.values())
 
 
-def test_a_lent_broker_is_closed_only_when_returned(containers):
+def test_a_lent_broker_is_never_closed_under_its_user(containers):
     pool = BrokerPool(containers.container, size=1)
     with pool.lease("AUTH_test", "c0") as first:
         first.info()
         with pool.lease("AUTH_test", "c1") as second:
             second.info()
-            # c0 is out of the pool (over size) but still in use.
-            assert connected(first)
             first.put_object("o", Timestamp.now(), 0, "text/plain", ETAG)
         assert connected(first)
-    assert not connected(first)
-    assert connected(second)
+        assert connected(second)  # idle now, the one kept
+    # Two idle, one kept: the least recently returned goes.
+    assert connected(first)
+    assert not connected(second)
     pool.close()
 
 
-def test_same_container_shares_one_broker(containers):
+def test_concurrent_leases_get_their_own_broker(containers):
+    """A write waiting for sqlite's lock never holds up another lease's read."""
     pool = BrokerPool(containers.container, size=2)
     with pool.lease("AUTH_test", "c0") as a, pool.lease("AUTH_test", "c0") as b:
-        assert a is b
-    assert len(pool) == 1
+        assert a is not b
+        a.info()
+        b.info()
+    assert len(pool) == 2
+    with pool.lease("AUTH_test", "c0") as again:
+        assert again is a  # the most recently returned
     pool.close()
+
+
+def test_after_close_nothing_is_kept(containers):
+    pool = BrokerPool(containers.container, size=4)
+    with pool.lease("AUTH_test", "c0") as lent:
+        pool.close()
+        lent.info()
+    assert not connected(lent)
+    with pool.lease("AUTH_test", "c1") as late:
+        late.info()
+    assert not connected(late)
+    assert len(pool) == 0
 
 
 def test_size_zero_closes_on_return(containers):
