@@ -418,11 +418,15 @@ class _RequestHandler(framing.StrictRequestMixin, simple_server.WSGIRequestHandl
         finally:
             self.tap.record = None
             sent.finish()
+        if self.response_closes or not self.response_has_length:
+            # Closing: what is left of the body is never read.
+            self.close_connection = True
+            return
         try:
             drained = stream.drain(64 * 1024)
         except OSError:
             drained = False     # a broken chunked framing: cannot go on
-        if self.response_closes or not self.response_has_length or not drained:
+        if not drained:
             self.close_connection = True
 
     def _close_after_response(self) -> None:
