@@ -34,6 +34,8 @@ class Unsupported:
     :ivar methods: the methods it changes the meaning of.
     :ivar feature: what it would ask for, for the error's body.
     :ivar empty_ok: an empty value (Swift's "remove") is accepted.
+    :ivar only: refused only with this value (case-insensitive); any other
+        value means nothing to Swift either.
     """
 
     name: str
@@ -41,6 +43,7 @@ class Unsupported:
     methods: frozenset[str]
     feature: str
     empty_ok: bool = False
+    only: str = ""
 
     @property
     def is_query(self) -> bool:
@@ -61,7 +64,7 @@ UNSUPPORTED: Final[tuple[Unsupported, ...]] = (
     # Large objects (dlo, slo): a user's manifest is refused by the object
     # handler already; deleting a manifest's segments cannot be done.
     Unsupported("?multipart-manifest", _OBJ, frozenset({"DELETE"}),
-                "large object manifests"),
+                "deleting a large object's segments", only="delete"),
     # Expiry (the object expirer).
     Unsupported("X-Delete-At", _OBJ, _WRITE, "object expiry"),
     Unsupported("X-Delete-After", _OBJ, _WRITE, "object expiry"),
@@ -108,6 +111,8 @@ def check(req: Request, kind: str) -> None:
         else:
             value = req.header(entry.name)
         if value is None or (entry.empty_ok and not value.strip()):
+            continue
+        if entry.only and value.strip().lower() != entry.only:
             continue
         raise error(
             501, "%s is not supported: %s is not available on this server"
