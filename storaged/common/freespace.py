@@ -23,7 +23,11 @@ import re
 from typing import Final
 
 #: What the options accept: bytes, or a percentage (fractions allowed).
-PATTERN: Final = r"^\s*(?:[0-9]+|[0-9]+(?:\.[0-9]+)?\s*%|\.[0-9]+\s*%)\s*$"
+PATTERN: Final = (
+    r"^\s*(?:[0-9]+"                                 # bytes
+    r"|(?:100(?:\.0+)?|[0-9]{1,2}(?:\.[0-9]+)?)\s*%"  # 0% to 100%
+    r"|\.[0-9]+\s*%)\s*$"
+)
 _RE: Final = re.compile(PATTERN)
 
 

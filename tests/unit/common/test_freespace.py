@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from storaged.common import freespace
 from storaged.common.freespace import Reserve
 
 
@@ -49,3 +50,27 @@ def test_check_says_why(tmp_path):
     assert Reserve.parse("0").check(str(tmp_path)) is None
     why = Reserve.parse("100%").check(str(tmp_path), 1)
     assert why is not None and "reserve 100%" in why
+
+
+@pytest.mark.parametrize("text", ["150%", "101%", "100.5%", "-1", "1e3", "%"])
+def test_option_pattern_refuses_what_parse_refuses(text):
+    import re
+
+    assert not re.match(freespace.PATTERN, text)
+    with pytest.raises(ValueError):
+        freespace.Reserve.parse(text)
+
+
+def test_config_check_refuses_a_reserve_over_100_percent(tmp_path):
+    import subprocess
+    import sys
+
+    conf = tmp_path / "storaged.conf"
+    conf.write_text("[DEFAULT]\nstate_path = %s\n[catalog]\nfallocate_reserve = 150%%\n"
+                    % tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "storaged.cmd.manage", "--config-file", str(conf),
+         "config", "check"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert "fallocate_reserve" in proc.stderr
