@@ -262,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``storaged-manage``."""
     args = sys.argv[1:] if argv is None else argv
     concurrency.setup(argv=args)
+    # Object metadata may hold bytes that are not UTF-8 (Swift keeps them):
+    # they are printed as they are, as names from argv come in.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="surrogateescape")
 
     def body() -> int:
         conf = config.prepare_service(

@@ -149,3 +149,23 @@ def test_get_to_a_place_that_cannot_be_written_is_one_line(conf, tmp_path,
 def test_sync_status_wants_account_and_container(conf, target):
     one_line_error(run(conf, "sync", "status", "--container", target),
                    "expected ACCOUNT/CONTAINER")
+
+
+def test_object_metadata_that_is_not_utf8_prints_its_bytes(conf, tmp_path):
+    """Kept as Swift keeps it, and shown as it came (no traceback)."""
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"hello")
+    env = dict(ENV, LC_ALL="C.UTF-8", PYTHONIOENCODING="utf-8")
+    base = [sys.executable, "-m", "storaged.cmd.manage", "--config-file", str(conf)]
+    put = subprocess.run([*base, "object", "put", "A/C", "raw", str(data),
+                                 "--meta", os.fsencode("raw=\udcff\udcfeok")],
+                         cwd=ROOT, env=env, capture_output=True, timeout=60)
+    assert put.returncode == 0, put.stderr
+    human = subprocess.run([*base, "object", "head", "A/C", "raw"], cwd=ROOT,
+                           env=env, capture_output=True, timeout=60)
+    assert human.returncode == 0, human.stderr
+    assert b"X-Object-Meta-Raw: \xff\xfeok\n" in human.stdout
+    js = subprocess.run([*base, "object", "head", "A/C", "raw", "--format", "json"],
+                        cwd=ROOT, env=env, capture_output=True, timeout=60)
+    assert js.returncode == 0, js.stderr
+    assert json.loads(js.stdout)["metadata"]["X-Object-Meta-Raw"] == "\udcff\udcfeok"
