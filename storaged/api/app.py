@@ -41,7 +41,6 @@ import logging
 import time
 from typing import Any
 from urllib import parse as urlparse
-import uuid
 
 from oslo_config import cfg
 
@@ -61,6 +60,8 @@ from storaged.api.protocol import HTTPError
 from storaged.api.protocol import Request
 from storaged.api.protocol import Response
 from storaged.api.protocol import error
+from storaged.api.protocol import new_request_id
+from storaged.api.protocol import quote_path
 from storaged.api.protocol import status_line
 from storaged.api.protocol import text_to_wsgi
 from storaged.api.protocol import wsgi_to_text
@@ -80,19 +81,6 @@ LEGACY_SYNC_METHODS = frozenset({"HEAD", "PUT", "DELETE"})
 SYNC_401_BODY = (
     "X-Container-Sync-Auth header not valid; contact cluster operator for support."
 )
-
-
-def new_request_id(extra: str | None = None) -> str:
-    """Return a request id in Swift's form, with a client's extra part."""
-    rid = "tx%s-%010x" % (uuid.uuid4().hex[:21], int(time.time()))
-    if extra:
-        rid += "-" + urlparse.quote(extra[:32], safe="")
-    return rid
-
-
-def _quote_path(environ: dict[str, Any]) -> str:
-    raw = environ.get("PATH_INFO", "").encode("latin-1", "replace")
-    return urlparse.quote(raw[:2048], safe="/")
 
 
 class Application:
@@ -143,10 +131,10 @@ class Application:
             response = http.response
             if response.status >= 500:
                 LOG.error("%s %s failed (request %s): %s", method,
-                          _quote_path(environ), rid, err)
+                          quote_path(environ), rid, err)
         except Exception:
             LOG.exception("Unexpected error in %s %s (request %s)", method,
-                          _quote_path(environ), rid)
+                          quote_path(environ), rid)
             response = Response(500)
         headers = response.headers
         headers["X-Trans-Id"] = rid
@@ -193,7 +181,7 @@ class Application:
             http.log_info = note
             if http.response.status >= 500:
                 LOG.error("%s %s failed (request %s): %s", req.method,
-                          _quote_path(environ), rid, err)
+                          quote_path(environ), rid, err)
             raise http from err
 
     # -- authentication ----------------------------------------------------------
@@ -429,7 +417,7 @@ class _LoggedBody:
             "%s %s %s %d %d %d %.4f %s %s",
             self._environ.get("REMOTE_ADDR", "-"),
             self._method,
-            _quote_path(self._environ),
+            quote_path(self._environ),
             status,
             sent_bytes,
             received,

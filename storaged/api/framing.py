@@ -53,7 +53,8 @@ import re
 import socket
 import time
 from typing import Any
-import uuid
+
+from storaged.api.protocol import new_request_id
 
 LOG = logging.getLogger(__name__)
 
@@ -79,11 +80,6 @@ CL_AND_TE = "Content-Length and Transfer-Encoding are not allowed together"
 def header_limit(max_meta_count: int) -> float:
     """Return Swift's header limit for ``max_meta_count`` metadata items."""
     return (max_meta_count + BASE_HEADER_COUNT) * HEADER_COUNT_FACTOR
-
-
-def request_id() -> str:
-    """Return a request id in Swift's form, for answers the server sends itself."""
-    return "tx%s-%010x" % (uuid.uuid4().hex[:21], int(time.time()))
 
 
 def check_framing(headers: Any) -> tuple[int, str] | None:
@@ -305,7 +301,7 @@ class StrictRequestMixin:
 
     def _send_head(self, status: int, reason: str, headers: list[tuple[str, str]],
                    body: bytes) -> None:
-        rid = request_id()
+        rid = new_request_id()
         lines = ["HTTP/1.1 %d %s" % (status, reason)]
         lines += ["%s: %s" % h for h in headers]
         lines += [
@@ -316,9 +312,12 @@ class StrictRequestMixin:
             "Connection: close",
         ]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        # The request line without its query string, which may carry a
+        # signature (temp URLs), as the access log leaves it out.
+        line = self.requestline[:200]
         LOG.info("%s: %d %s (%s, request %s)", self.client_address[0], status,
                  body[:200].decode("utf-8", "replace") if body else reason,
-                 self.requestline[:200], rid)
+                 line.split("?", 1)[0] if "?" in line else line, rid)
         self.close_connection = True
         self.wfile.write(head if self.command == "HEAD" else head + body)
         self.wfile.flush()

@@ -35,9 +35,9 @@ import logging
 import sys
 import threading
 from typing import Any
-from urllib import parse as urlparse
 
 from storaged.api.protocol import Response
+from storaged.api.protocol import quote_path
 from storaged.api.protocol import status_line
 
 LOG = logging.getLogger(__name__)
@@ -148,11 +148,6 @@ class WireTap:
         return getattr(self._wfile, name)
 
 
-def _quote_path(environ: dict[str, Any]) -> str:
-    raw = environ.get("PATH_INFO", "").encode("latin-1", "replace")
-    return urlparse.quote(raw[:2048], safe="/")
-
-
 def check_headers(status: str, headers: list[tuple[str, str]]) -> None:
     """Raise unless ``status`` and ``headers`` can go on the wire (PEP 3333).
 
@@ -198,7 +193,7 @@ class ResponseGuard:
             sent.error = True
         LOG.error("%s %s: failed response (request %s, %s) (%d failed "
                   "response(s) in this process)",
-                  environ.get("REQUEST_METHOD", "-"), _quote_path(environ),
+                  environ.get("REQUEST_METHOD", "-"), quote_path(environ),
                   progress.request_id, what, count, exc_info=sys.exc_info())
 
     def __call__(

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterable
-from collections.abc import Mapping
 import dataclasses
 import io
 import json
@@ -493,24 +492,13 @@ class Handlers:
         ts = self._timestamp(req, ident) or Timestamp.now()
         meta = self._object_metadata(req, ident)
         content_type = self._content_type(req)
-        applied = run(self._update_object, a, c, o, ts, meta, content_type)
+        applied = run(self.service.update_object_metadata, a, c, o, ts, meta,
+                      content_type)
         if applied is None:
             raise error(404)
         if not applied:
             raise error(409)
         return Response(202, None)
-
-    def _update_object(
-        self,
-        a: str,
-        c: str,
-        o: str,
-        ts: Timestamp,
-        meta: Mapping[str, str],
-        content_type: str | None,
-    ) -> bool | None:
-        """Replace an object's metadata: True applied, False older, None missing."""
-        return self.service.update_object_metadata(a, c, o, ts, meta, content_type)
 
     def _delete_object(
         self, req: Request, route: Route, ident: Identity

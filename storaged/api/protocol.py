@@ -15,9 +15,11 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 import email.utils
 import math
+import time
 from typing import Any
 from typing import Final
 from urllib import parse as urlparse
+import uuid
 
 from storaged.catalog import Timestamp
 
@@ -58,6 +60,20 @@ STATUSES: Final[dict[int, tuple[str, str]]] = {
     507: ("Insufficient Storage", "There was not enough space to save the "
           "resource."),
 }
+
+
+def new_request_id(extra: str | None = None) -> str:
+    """Return a request id in Swift's form, with a client's extra part."""
+    rid = "tx%s-%010x" % (uuid.uuid4().hex[:21], int(time.time()))
+    if extra:
+        rid += "-" + urlparse.quote(extra[:32], safe="")
+    return rid
+
+
+def quote_path(environ: dict[str, Any]) -> str:
+    """Return a request's path for a log line: percent-encoded, no query."""
+    raw = environ.get("PATH_INFO", "").encode("latin-1", "replace")
+    return urlparse.quote(raw[:2048], safe="/")
 
 
 def status_line(status: int) -> str:

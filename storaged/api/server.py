@@ -200,9 +200,6 @@ def _serve_eventlet(
 # -- threading -----------------------------------------------------------------
 
 
-#: The strict decoder of chunked request bodies (shared with eventlet).
-_ChunkedInput = framing.ChunkedReader
-
 
 class _LengthInput:
     """A request body of ``Content-Length`` bytes (or none)."""

@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from storaged.api import framing
 from storaged.api import server
 
 
@@ -16,7 +17,7 @@ def chunked(*parts, trailer=b""):
 
 def test_chunked_input_decodes():
     stream = chunked(b"hello ", b"world" * 1000, trailer=b"X-Trailer: 1\r\n")
-    decoder = server._ChunkedInput(stream, 8192)
+    decoder = framing.ChunkedReader(stream, 8192)
     out = b""
     while True:
         data = decoder.read(777)
@@ -35,7 +36,7 @@ def test_chunked_input_decodes():
     b"3\r\nabc\r\n",                    # no last chunk
 ])
 def test_chunked_input_refuses_broken_framing(raw):
-    decoder = server._ChunkedInput(io.BytesIO(raw), 8192)
+    decoder = framing.ChunkedReader(io.BytesIO(raw), 8192)
     with pytest.raises(ConnectionError):
         while decoder.read(100):
             pass
