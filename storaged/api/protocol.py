@@ -22,6 +22,7 @@ from urllib import parse as urlparse
 import uuid
 
 from storaged.catalog import Timestamp
+from storaged.common import headerbytes
 
 #: Reason phrase and explanation of each status, as Swift's ``swob`` has them.
 STATUSES: Final[dict[int, tuple[str, str]]] = {
@@ -102,34 +103,11 @@ def parse_http_date(value: str) -> float | None:
     return parsed.timestamp()
 
 
-# -- the WSGI boundary: header bytes as latin-1 "native strings" -----------------
-#
-# WSGI hands header values over as ``str`` whose code points are the bytes the
-# client sent (latin-1), and takes them back the same way.  Handlers, the
-# catalog and the sync daemon work with text; these two functions are where
-# one becomes the other, both ways.  Bytes that are not UTF-8 (Swift keeps
-# them in object metadata) travel as lone surrogates (``surrogateescape``),
-# so that what goes out is exactly what came in.
-
-
-def wsgi_to_text(value: str, *, strict: bool = True) -> str:
-    """Return the text a WSGI header value carries (its bytes read as UTF-8).
-
-    :param strict: refuse bytes that are not UTF-8; else keep them as
-        surrogates that :func:`text_to_wsgi` turns back into the same bytes.
-    :raises UnicodeError: ``strict`` and not UTF-8 (or not a WSGI string).
-    """
-    if value.isascii():
-        return value
-    errors = "strict" if strict else "surrogateescape"
-    return value.encode("latin-1").decode("utf-8", errors)
-
-
-def text_to_wsgi(value: str) -> str:
-    """Return the WSGI string that sends ``value`` as UTF-8 bytes."""
-    if value.isascii():
-        return value
-    return value.encode("utf-8", "surrogateescape").decode("latin-1")
+#: The WSGI boundary of header values (see :mod:`storaged.common.headerbytes`):
+#: handlers read text with :func:`wsgi_to_text`, the application writes the
+#: wire's bytes with :func:`text_to_wsgi`.
+wsgi_to_text = headerbytes.native_to_text
+text_to_wsgi = headerbytes.text_to_native
 
 
 class Headers:

@@ -42,6 +42,7 @@ from typing import Final
 from urllib import parse as urlparse
 
 from storaged import exception
+from storaged.common import headerbytes
 from storaged.sync import realms as realms_mod
 
 LOG = logging.getLogger(__name__)
@@ -67,6 +68,10 @@ _STALE: Final = (
 #: A request body: bytes, or a callable giving a fresh iterable of chunks
 #: (called again if the request must be re-sent).
 Body = bytes | Callable[[], Iterable[bytes]] | None
+
+
+def _text(value: str) -> str:
+    return headerbytes.native_to_text(value, strict=False)
 
 
 class SyncRequestError(exception.StoragedError):
@@ -275,7 +280,7 @@ class HttpClient:
         if "user-agent" not in sent:
             conn.putheader("User-Agent", USER_AGENT)
         for name, value in headers.items():
-            conn.putheader(name, _wire(value))
+            conn.putheader(name, headerbytes.text_to_bytes(value))
         if body is None and method in ("PUT", "POST") and "content-length" not in sent:
             conn.putheader("Content-Length", "0")
         if isinstance(body, bytes):
@@ -306,7 +311,9 @@ class HttpClient:
             return (
                 Response(
                     resp.status,
-                    {_text(k).lower(): _text(v) for k, v in resp.getheaders()},
+                    # The header boundary: http.client reads latin-1.
+                    {_text(k).lower(): _text(v)
+                     for k, v in resp.getheaders()},
                     data,
                 ),
                 reusable,
@@ -330,21 +337,6 @@ def _peer_closed(conn: http.client.HTTPConnection) -> bool:
     except (OSError, ValueError):
         return True
     return bool(readable)
-
-
-# The header boundary of the client: text goes out as its UTF-8 bytes
-# (``surrogateescape`` gives back metadata bytes that were not UTF-8), and
-# what http.client read as latin-1 comes back as the text of those bytes.
-
-
-def _wire(value: str) -> bytes:
-    return value.encode("utf-8", "surrogateescape")
-
-
-def _text(value: str) -> str:
-    if value.isascii():
-        return value
-    return value.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
 class TargetClient:
