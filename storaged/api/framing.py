@@ -11,7 +11,10 @@ it with the parser of Swift's ``SwiftHttpProtocol``, re-implemented:
   (``http://host/v1/...``) is served by its path;
 * at most ``MAX_HEADER_COUNT * 1.6`` header lines, the terminating empty
   line included (Swift raises ``http.client._MAXHEADERS`` so): **431** ``Too
-  many headers`` beyond, in Swift's HTML error form;
+  many headers`` beyond, in Swift's HTML error form; a header line of
+  ``[api] max_url_length`` bytes or more is **400** ``Header Line Too
+  Long``, more than 64 KiB of header lines **400** ``Headers Too Large``
+  (eventlet's answers, which Swift's clients get);
 * the body's framing is unambiguous (:func:`check_framing`):
   ``Content-Length`` is digits only and, if repeated, the same each time
   (**400** ``Invalid Content-Length``); ``Transfer-Encoding`` is
@@ -60,6 +63,9 @@ LOG = logging.getLogger(__name__)
 
 #: Longest header line ``http.client`` reads.
 MAX_LINE = 65536
+#: Most bytes of header lines in one request (eventlet's
+#: ``MAX_TOTAL_HEADER_SIZE``, which Swift keeps).
+MAX_HEAD = 65536
 #: Headers Swift's proxy counts beyond its metadata items (``MAX_HEADER_COUNT
 #: = MAX_META_COUNT + 36 + extra_header_count``).
 BASE_HEADER_COUNT = 36
@@ -103,18 +109,32 @@ def check_framing(headers: Any) -> tuple[int, str] | None:
     return None
 
 
-def read_headers(rfile: Any, limit: float) -> http.client.HTTPMessage:
+class HeadersTooLarge(http.client.HTTPException):
+    """The request's header lines add up to more than :data:`MAX_HEAD`."""
+
+
+def read_headers(
+    rfile: Any, limit: float, max_line: int = MAX_LINE
+) -> http.client.HTTPMessage:
     """Read header lines up to the empty line, as ``http.client`` does.
 
+    Lines of ``max_line`` bytes or more, and heads over :data:`MAX_HEAD`
+    bytes, are refused as eventlet's server (and so Swift's) refuses them.
+
     :param limit: most lines (the empty one included).
-    :raises http.client.LineTooLong: a line longer than :data:`MAX_LINE`.
+    :raises http.client.LineTooLong: a line of ``max_line`` bytes or more.
+    :raises HeadersTooLarge: more than :data:`MAX_HEAD` bytes in all.
     :raises http.client.HTTPException: more than ``limit`` lines.
     """
     lines = []
+    total = 0
     while True:
-        line = rfile.readline(MAX_LINE + 1)
-        if len(line) > MAX_LINE:
+        line = rfile.readline(max_line + 1)
+        if len(line) >= max_line:
             raise http.client.LineTooLong("header line")
+        total += len(line)
+        if total > MAX_HEAD:
+            raise HeadersTooLarge("headers of more than %d bytes" % MAX_HEAD)
         lines.append(line)
         if len(lines) > limit:
             raise http.client.HTTPException("got more than %d headers" % limit)
@@ -183,6 +203,9 @@ class StrictRequestMixin:
     default_request_version = "HTTP/1.0"
     #: Most header lines (see :func:`header_limit`).
     max_header_count: float = header_limit(90)
+    #: longest header line, in bytes (``[api] max_url_length``, as Swift
+    #: gives eventlet its ``max_header_size``)
+    max_header_line: int = 8192
     head_clock: DeadlineReader | None = None
 
     # Provided by BaseHTTPRequestHandler.
@@ -272,9 +295,14 @@ class StrictRequestMixin:
         # The path as sent: "//v1/a" stays what it is.
         self.command, self.path = command, path
         try:
-            self.headers = read_headers(self.rfile, self.max_header_count)
-        except http.client.LineTooLong as err:
-            self.send_error(431, "Line too long", str(err))
+            self.headers = read_headers(self.rfile, self.max_header_count,
+                                        self.max_header_line)
+        except http.client.LineTooLong:
+            # eventlet's answers, which Swift's clients get.
+            self.send_error(400, "Header Line Too Long")
+            return False
+        except HeadersTooLarge:
+            self.send_error(400, "Headers Too Large")
             return False
         except http.client.HTTPException as err:
             self.send_error(431, "Too many headers", str(err))

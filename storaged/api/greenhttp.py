@@ -128,5 +128,6 @@ def protocol(max_header_count: float, max_line: int) -> type[StrictProtocol]:
     """Return the protocol class for a server with these limits."""
     return type("Protocol", (StrictProtocol,), {
         "max_header_count": max_header_count,
+        "max_header_line": max_line,
         "max_line": max_line,
     })

@@ -321,6 +321,7 @@ class _RequestHandler(framing.StrictRequestMixin, simple_server.WSGIRequestHandl
     def setup(self) -> None:
         super().setup()
         self.max_header_count = self.server.max_header_count
+        self.max_header_line = self.server.max_line
         self.connection.settimeout(self.server.client_timeout)
         self.use_deadline(self.connection, self.server.client_timeout)
         self.tap = guard.WireTap(self.wfile)

@@ -167,3 +167,19 @@ def test_request_line_split_on_spaces_only(server):
     # parser on any whitespace): this is not container ``c``.
     reply = exchange(server, request(server, "GET", "/v1/AUTH_test/c\x0b"))
     assert reply.status in (400, 404)
+
+
+def test_header_line_and_head_size_limits_are_eventlets(server):
+    """What Swift's clients get from eventlet: 400 at 8192 bytes a line
+    (``max_url_length``, Swift's ``max_header_size``), and past 64 KiB."""
+    line = ("X-Long", "x" * (8192 - len("X-Long: \r\n") - 1))
+    assert exchange(server, request(server, "GET", "/v1/AUTH_test", [line])
+                    ).status == 200
+    long = ("X-Long", "x" * (8192 - len("X-Long: \r\n")))
+    reply = exchange(server, request(server, "GET", "/v1/AUTH_test", [long]))
+    assert reply.status == 400
+    assert reply.closed
+    big = [("X-Big-%d" % i, "x" * 8000) for i in range(9)]
+    reply = exchange(server, request(server, "GET", "/v1/AUTH_test", big))
+    assert reply.status == 400
+    assert reply.closed
