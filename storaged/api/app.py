@@ -488,12 +488,9 @@ def app_factory(global_conf: dict[str, str], **local_conf: str) -> Application:
     if merged.get("config_dir"):
         argv += ["--config-dir", merged["config_dir"].strip()]
     concurrency.setup(argv=argv)
+    # The ``user_*`` options are registered once the files are parsed, as
+    # storaged-api does.
     conf = config.prepare_service(
-        argv,
-        prog="storaged-api",
-        register=lambda c: api_conf.register_dynamic_opts(
-            c, concurrency.config_files_from_argv(argv)
-        ),
-        validators=[api_conf.check_users],
+        argv, prog="storaged-api", validators=[api_conf.check_users],
     )
     return make_app(conf)
