@@ -26,22 +26,22 @@ may use the same catalog at once.  See ``docs/catalog.rst``.
 
 from __future__ import annotations
 
-from storaged.catalog.broker import MASK
-from storaged.catalog.broker import SECRET_KEYS
-from storaged.catalog.broker import SYNC_KEY_KEY
-from storaged.catalog.broker import SYNC_TO_KEY
 from storaged.catalog.broker import ContainerBroker
-from storaged.catalog.broker import ContainerInfo
-from storaged.catalog.broker import Garbage
-from storaged.catalog.broker import ObjectRow
-from storaged.catalog.broker import TimestampConflict
 from storaged.catalog.listing import MAX_LIMIT
 from storaged.catalog.listing import Subdir
+from storaged.catalog.metadata import MASK
+from storaged.catalog.metadata import SECRET_KEYS
+from storaged.catalog.metadata import SYNC_KEY_KEY
+from storaged.catalog.metadata import SYNC_TO_KEY
 from storaged.catalog.names import Limits
 from storaged.catalog.names import validate_account
 from storaged.catalog.names import validate_container
 from storaged.catalog.names import validate_metadata
 from storaged.catalog.names import validate_object
+from storaged.catalog.records import ContainerInfo
+from storaged.catalog.records import Garbage
+from storaged.catalog.records import ObjectRow
+from storaged.catalog.records import TimestampConflict
 from storaged.catalog.store import AccountInfo
 from storaged.catalog.store import Catalog
 from storaged.catalog.store import ContainerListing

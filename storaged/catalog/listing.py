@@ -33,6 +33,8 @@ import dataclasses
 from typing import Final
 from typing import TypeVar
 
+from storaged.catalog import names
+
 #: Most entries one listing returns, and the default (Swift's
 #: ``CONTAINER_LISTING_LIMIT`` and ``ACCOUNT_LISTING_LIMIT``).
 MAX_LIMIT: Final = 10_000
@@ -176,3 +178,33 @@ def list_entries(
         if not jumped and len(rows) < want:
             break
     return results
+
+
+def check_limit(limit: int | None) -> int:
+    """Return the listing limit to use, :data:`MAX_LIMIT` by default.
+
+    :raises ValueError: not an integer in 0..MAX_LIMIT.
+    """
+    if limit is None:
+        return MAX_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise ValueError("limit must be an integer")
+    if not 0 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 0 and {MAX_LIMIT}")
+    return limit
+
+
+def check_listing_params(
+    marker: str, end_marker: str, prefix: str, delimiter: str
+) -> dict[str, str]:
+    """Check the text parameters of a listing; return them as keyword arguments.
+
+    :raises storaged.exception.InvalidName: one is not valid UTF-8 text.
+    """
+    params = {
+        "marker": marker,
+        "end_marker": end_marker,
+        "prefix": prefix,
+        "delimiter": delimiter,
+    }
+    return {k: names.check_text(v, "listing " + k) for k, v in params.items()}

@@ -46,16 +46,16 @@ from storaged import exception
 from storaged.catalog import listing
 from storaged.catalog import names
 from storaged.catalog import schema
-from storaged.catalog.broker import DEFAULT_RECLAIM_AGE
 from storaged.catalog.broker import ContainerBroker
-from storaged.catalog.broker import ContainerStats
-from storaged.catalog.broker import check_limit
-from storaged.catalog.broker import check_listing_params
+from storaged.catalog.broker_base import DEFAULT_RECLAIM_AGE
 from storaged.catalog.database import DB_SUFFIX
 from storaged.catalog.database import Database
 from storaged.catalog.database import DatabaseMissing
+from storaged.catalog.listing import check_limit
+from storaged.catalog.listing import check_listing_params
 from storaged.catalog.pool import DEFAULT_POOL_SIZE
 from storaged.catalog.pool import BrokerPool
+from storaged.catalog.records import ContainerStats
 from storaged.catalog.timestamp import Timestamp
 from storaged.common.freespace import Reserve
 
