@@ -436,7 +436,7 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         client_timeout=group.client_timeout,
         verify_reads=group.verify_reads,
         public_url=group.public_url,
-        allowed_sync_hosts=tuple(group.allowed_sync_hosts),
+        allowed_sync_hosts=tuple(conf.sync.allowed_sync_hosts),
     )
 
 

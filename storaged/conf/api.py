@@ -169,16 +169,6 @@ When empty, the URL is built from the request (its scheme and ``Host``
 header), which is only right when clients reach the server directly.
 """,
     ),
-    cfg.ListOpt(
-        "allowed_sync_hosts",
-        default=["127.0.0.1"],
-        help="""
-Hosts a container's ``X-Container-Sync-To`` may name in the full-URL form
-(``https://host/v1/AUTH_b/c``). The realm form (``//realm/cluster/a/c``) is
-checked against ``[sync] realms_conf`` instead, which also holds the keys
-that signed container-sync requests are verified with.
-""",
-    ),
     cfg.BoolOpt(
         "verify_reads",
         default=True,

@@ -34,15 +34,21 @@ missing file means no realm: only full-URL targets can be used.
 
 Related options:
     * ``allowed_sync_hosts``
-    * ``[api] allowed_sync_hosts``
 """,
     ),
     cfg.ListOpt(
         "allowed_sync_hosts",
         default=["127.0.0.1"],
+        # The API once had its own option for the same list: a target one
+        # accepted, the other could refuse on every pass.
+        deprecated_opts=[cfg.DeprecatedOpt("allowed_sync_hosts", group="api")],
         help="""
 Host names allowed in a full-URL ``X-Container-Sync-To``
 (``https://host/v1/AUTH_b/c``), as Swift's ``allowed_sync_hosts``.
+
+One list for every command: storaged-api and ``storaged-manage container
+set`` accept a full-URL target only for a host listed here, and
+storaged-sync sends only to those.
 
 Requests to such targets carry the container's key in clear in
 ``X-Container-Sync-Key`` (Swift's legacy mode); prefer realms. A container

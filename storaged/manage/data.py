@@ -174,7 +174,7 @@ def check_sync_to(conf: cfg.ConfigOpts, value: str) -> str:
     """Validate a sync target as storaged-api does; return the value to store.
 
     The same function, realms file (``[sync] realms_conf``) and allowed
-    hosts (``[api] allowed_sync_hosts``) as the API's container PUT/POST:
+    hosts (``[sync] allowed_sync_hosts``) as the API's container PUT/POST:
     a target the API would refuse with 400 is refused here too, instead of
     failing every pass of storaged-sync.
 
@@ -186,7 +186,7 @@ def check_sync_to(conf: cfg.ConfigOpts, value: str) -> str:
     if not value:
         return ""  # sync off
     realms = realms_mod.Realms.load(conf.sync.realms_conf)
-    realms_mod.parse_sync_to(value, realms, conf.api.allowed_sync_hosts)
+    realms_mod.parse_sync_to(value, realms, conf.sync.allowed_sync_hosts)
     return value.rstrip("/")
 
 

@@ -44,8 +44,8 @@ def conf(tmp_path):
     path = tmp_path / "storaged.conf"
     path.write_text(
         "[DEFAULT]\nstate_path = %s\nnode_id = node-a\n"
-        "[api]\nallowed_sync_hosts = 127.0.0.1, peer.example.com\n"
-        "[sync]\nrealms_conf = %s\n" % (tmp_path / "state", realms)
+        "[sync]\nallowed_sync_hosts = 127.0.0.1, peer.example.com\n"
+        "realms_conf = %s\n" % (tmp_path / "state", realms)
     )
     made = run(path, "container", "create", "A/C")
     assert made.returncode == 0, made.stderr

@@ -48,7 +48,7 @@ EXPECTED = {
     ],
     "heartbeat": ["group", "publish_interval"],
     "api": [
-        "allowed_sync_hosts", "bind_host", "bind_port", "chunk_size",
+        "bind_host", "bind_port", "chunk_size",
         "client_timeout", "max_clients", "max_object_size", "max_url_length",
         "public_url", "shutdown_timeout", "token_secret",
         "token_ttl", "verify_reads", "workers",

@@ -85,3 +85,37 @@ def test_sample_names_one_realms_option():
         sample = f.read()
     assert "#realms_conf = " in sample
     assert "#realms_file = " not in sample
+
+
+HOSTS = {
+    "current": "[sync]\nallowed_sync_hosts = peer.example.com\n",
+    "deprecated": "[api]\nallowed_sync_hosts = peer.example.com\n",
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(HOSTS))
+def test_api_and_sync_read_the_same_allowed_hosts(tmp_path, spelling):
+    path = tmp_path / "storaged.conf"
+    path.write_text(
+        "[DEFAULT]\nstate_path = %s\n[api]\nuser_test_tester = testing .admin\n"
+        % (tmp_path / "state") + HOSTS[spelling]
+    )
+    conf = config.prepare_service(
+        ["--config-file", str(path)], prog="t", setup_logging=False,
+        conf=cfg.ConfigOpts(), validators=[api_conf.check_users],
+    )
+    # storaged-sync sends to these hosts only
+    assert conf.sync.allowed_sync_hosts == ["peer.example.com"]
+    app = app_mod.make_app(conf)
+    try:
+        client = Client(app)
+        ok = client.as_user("PUT", "/v1/AUTH_test/c", {
+            "X-Container-Sync-To": "http://peer.example.com/v1/AUTH_b/dst",
+            "X-Container-Sync-Key": "k"})
+        refused = client.as_user("PUT", "/v1/AUTH_test/d", {
+            "X-Container-Sync-To": "http://127.0.0.1/v1/AUTH_b/dst",
+            "X-Container-Sync-Key": "k"})
+    finally:
+        app.close()
+    assert ok.status == 201, ok
+    assert refused.status == 400, refused
