@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 
 import pytest
@@ -47,8 +48,16 @@ def test_disabled_without_socket():
 
 def test_watchdog_for_another_process_is_ignored(listener):
     path, _ = listener
-    notifier = systemd.Notifier(path, watchdog_usec=100000, watchdog_pid=1)
-    assert notifier.watchdog_interval() == 0.0
+    # A pid that is neither this process nor its parent (pid 1 can be the
+    # parent: a test run started in the background and left by its shell).
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        notifier = systemd.Notifier(path, watchdog_usec=100000,
+                                    watchdog_pid=other.pid)
+        assert notifier.watchdog_interval() == 0.0
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_watchdog_thread_pings(listener):
