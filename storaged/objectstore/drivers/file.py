@@ -26,8 +26,10 @@ A reader therefore sees either no ``ab/ID`` or the complete, fsynced object
 with its digest.  A failed add removes its temporary file; a killed one
 leaves it in ``.tmp/``, where it is recognised as dead (its writer's lock is
 free) and removed when a process starts or a scrub reclaims.  With sidecar
-metadata the sidecar is published just after the object; an object without
-metadata there is an add that never returned, and scrub reclaims it.
+metadata the sidecar is published (and its name made durable) just before
+the object, and removed just after it: the object's name never exists
+without its metadata, and a sidecar of no object is what a killed add or
+delete leaves, which scrub reclaims once ``reclaim_age`` old.
 
 **Reading** opens the subdirectory and the file with ``O_NOFOLLOW``, below
 a data directory of this back end only: a location that names anything else
@@ -195,9 +197,9 @@ by its owner.
 Where each object's size, digest and algorithm are recorded.
 
 Extended attributes (``user.storaged.meta``) are published atomically with
-the object. Sidecar files are published just after it; an object whose
-sidecar is missing is an add that never completed, which ``scrub`` reports
-and reclaims.
+the object. Sidecar files are published just before it and removed just
+after it; a sidecar of no object is an add (or delete) that never
+completed, which ``scrub`` reports and reclaims once ``reclaim_age`` old.
 """,
     ),
     cfg.FloatOpt(
@@ -241,9 +243,10 @@ Related options:
         default=3600,
         min=0,
         help="""
-Seconds after which ``scrub --reclaim`` removes an object left without its
-sidecar metadata (an add that never completed). Only applies to sidecar
-metadata; temporary files of dead writers are reclaimed at once.
+Seconds after which ``scrub --reclaim`` removes a sidecar of no object, or
+an object without its sidecar (an add or delete that never completed, or a
+file someone put there). Only applies to sidecar metadata; temporary files
+of dead writers are reclaimed at once.
 """,
     ),
 ]
@@ -538,11 +541,12 @@ class FileStore(Driver):
             st = os.stat(object_id, dir_fd=dir_fd, follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode):
                 raise OSError(errno.ELOOP, "not a regular file")
-            # The sidecar goes first: an object without metadata is one
-            # that scrub reclaims, metadata without an object is noise.
+            # The object goes first, the reverse of an add: a crash between
+            # the two leaves metadata of no object (which scrub reclaims),
+            # never an object without its metadata.
+            os.unlink(object_id, dir_fd=dir_fd)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(SIDECAR_PREFIX + object_id, dir_fd=dir_fd)
-            os.unlink(object_id, dir_fd=dir_fd)
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)

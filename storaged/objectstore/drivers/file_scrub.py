@@ -96,7 +96,9 @@ class Scrubber:
             if name.startswith(SIDECAR_PREFIX):
                 if name[len(SIDECAR_PREFIX) :] not in entries:
                     report.orphans.append(ScrubFinding(path, "metadata of no object"))
-                    if reclaim:
+                    # An add in progress publishes its sidecar just before
+                    # its object: only an old one is of a dead writer.
+                    if reclaim and self._old_enough(path):
                         with contextlib.suppress(FileNotFoundError):
                             concurrency.run_blocking(os.unlink, path)
                         report.reclaimed.append(path)
@@ -115,6 +117,13 @@ class Scrubber:
                     )
                 elif err.errno != errno.ENOENT:  # deleted meanwhile: fine
                     report.errors.append(ScrubFinding(path, err.strerror or str(err)))
+
+    def _old_enough(self, path: str) -> bool:
+        try:
+            age = time.time() - os.stat(path, follow_symlinks=False).st_ctime
+        except FileNotFoundError:
+            return False
+        return age >= self._reclaim_age
 
     def _scrub_object(
         self, dd: DataDir, fan: str, object_id: str, report: ScrubReport, reclaim: bool

@@ -231,39 +231,63 @@ def publish(
     :raises storaged.exception.ObjectExists: if the name is taken.
     """
     fan_dir = os.path.join(dd.path, fanout(object_id))
-    final = os.path.join(fan_dir, object_id)
+    sidecar = ""
     try:
-        try:
-            dd.renameat2 = fsutil.rename_noreplace(tmp, final, dd.renameat2)
-        except FileNotFoundError:
-            if os.path.isdir(fan_dir) or not os.path.exists(tmp):
+        if dd.metadata == "sidecar":
+            # The sidecar goes first: the object's name then never exists
+            # without its metadata (a sidecar of no object is what a killed
+            # add leaves, and scrub reclaims it once old enough).
+            meta_tmp = _write_sidecar(locks, dd, raw, file_mode)
+            try:
+                sidecar = _rename_into(dd, fan_dir, meta_tmp,
+                                       SIDECAR_PREFIX + object_id)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(meta_tmp)
                 raise
-            # Someone removed the subdirectory: make it again.
-            os.makedirs(fan_dir, 0o750, exist_ok=True)
-            fsutil.fsync_dir(dd.path)
-            dd.renameat2 = fsutil.rename_noreplace(tmp, final, dd.renameat2)
+            # Durable before the object's name can be.
+            fsutil.fsync_dir(fan_dir)
+        _rename_into(dd, fan_dir, tmp, object_id)
     except FileExistsError:
+        if sidecar:
+            with contextlib.suppress(OSError):
+                os.unlink(sidecar)
         raise exception.ObjectExists(
             what=f"{object_id} in back end {backend_id}"
         ) from None
-    if dd.metadata == "sidecar":
-        try:
-            _write_sidecar(locks, dd, fan_dir, object_id, raw, file_mode)
-        except BaseException:
+    except BaseException:
+        if sidecar:
             with contextlib.suppress(OSError):
-                os.unlink(final)
-            raise
+                os.unlink(sidecar)
+        raise
     fsutil.fsync_dir(fan_dir)
+
+
+def _rename_into(dd: DataDir, fan_dir: str, tmp: str, name: str) -> str:
+    """Rename ``tmp`` to ``fan_dir/name``, never replacing; return the new path.
+
+    :raises FileExistsError: the name is taken.
+    """
+    final = os.path.join(fan_dir, name)
+    try:
+        dd.renameat2 = fsutil.rename_noreplace(tmp, final, dd.renameat2)
+    except FileNotFoundError:
+        if os.path.isdir(fan_dir) or not os.path.exists(tmp):
+            raise
+        # Someone removed the subdirectory: make it again.
+        os.makedirs(fan_dir, 0o750, exist_ok=True)
+        fsutil.fsync_dir(dd.path)
+        dd.renameat2 = fsutil.rename_noreplace(tmp, final, dd.renameat2)
+    return final
 
 
 def _write_sidecar(
     locks: WriterLocks,
     dd: DataDir,
-    fan_dir: str,
-    object_id: str,
     raw: bytes,
     file_mode: int,
-) -> None:
+) -> str:
+    """Write metadata to a durable temporary file; return its path."""
     tmp = locks.temp_path(dd, "meta")
     fd = os.open(tmp, CREATE_FLAGS, 0o600)
     try:
@@ -276,7 +300,7 @@ def _write_sidecar(
             os.unlink(tmp)
         raise
     os.close(fd)
-    os.rename(tmp, os.path.join(fan_dir, SIDECAR_PREFIX + object_id))
+    return tmp
 
 
 def discard(fd: int, tmp: str) -> None:

@@ -390,9 +390,10 @@ def test_sidecar_scrub_reclaims_incomplete_adds(file_store_factory, tmp_path):
     store = file_store_factory(metadata_store="sidecar", reclaim_age=0)
     kept = store.add("kept", io.BytesIO(b"kept"))
     half = store.add("half", io.BytesIO(b"half"))
-    # An add killed between publishing the object and its sidecar:
+    # A delete killed after removing the sidecar (or a file put there):
     os.unlink(os.path.join(os.path.dirname(_path(half.location)), ".meta-half"))
-    # A delete killed after removing the object:
+    # An add killed between publishing its sidecar and its object, or a
+    # delete killed after removing the object:
     lone = store.add("lone", io.BytesIO(b"lone"))
     os.unlink(_path(lone.location))
     report = store.scrub(reclaim=True)
@@ -401,6 +402,44 @@ def test_sidecar_scrub_reclaims_incomplete_adds(file_store_factory, tmp_path):
     assert len(report.reclaimed) == 2
     assert store.find("half") is None
     assert store.find("kept") == kept.location
+    assert store.scrub().clean
+
+
+def test_sidecar_of_no_object_is_reclaimed_only_when_old(file_store_factory):
+    """An add in progress publishes its sidecar just before its object."""
+    store = file_store_factory(metadata_store="sidecar", reclaim_age=3600)
+    lone = store.add("lone", io.BytesIO(b"lone"))
+    os.unlink(_path(lone.location))
+    report = store.scrub(reclaim=True)
+    assert [o.reason for o in report.orphans] == ["metadata of no object"]
+    assert report.reclaimed == []
+    sidecar = os.path.join(os.path.dirname(_path(lone.location)), ".meta-lone")
+    assert os.path.exists(sidecar)
+    # With a reclaim age it has reached, it goes.
+    store2 = file_store_factory(metadata_store="sidecar", reclaim_age=0)
+    assert len(store2.scrub(reclaim=True).reclaimed) == 1
+    assert not os.path.exists(sidecar)
+
+
+def test_sidecar_goes_first_and_leaves_with_a_failed_publish(file_store_factory,
+                                                            monkeypatch):
+    from storaged.objectstore.drivers import file_write
+
+    store = file_store_factory(metadata_store="sidecar")
+    renamed = []
+    real = file_write._rename_into
+
+    def rename_into(dd, fan_dir, tmp, name):
+        renamed.append(name)
+        if not name.startswith(".meta-"):
+            raise OSError(5, "Input/output error")
+        return real(dd, fan_dir, tmp, name)
+
+    monkeypatch.setattr(file_write, "_rename_into", rename_into)
+    with pytest.raises(Exception):  # noqa: B017 (translated by the driver)
+        store.add("fails", io.BytesIO(b"data"))
+    assert renamed == [".meta-fails", "fails"]
+    assert store.find("fails") is None
     assert store.scrub().clean
 
 
