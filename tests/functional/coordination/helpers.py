@@ -125,8 +125,13 @@ def evict(url: str, group: str, member: str) -> None:
         os.unlink(os.path.join(base, "groups", _sha1(group), _sha1(member) + ".raw"))
     elif kind == "redis":
         client = redis_client(url)
-        assert client.hdel("_tooz_group:" + group, member) == 1
-        client.delete("_tooz_beats:" + member)
+        # One transaction: a member whose beat ran between the two steps
+        # would re-join, then lose its beat key, and re-join again.
+        pipe = client.pipeline(transaction=True)
+        pipe.hdel("_tooz_group:" + group, member)
+        pipe.delete("_tooz_beats:" + member)
+        removed, _deleted = pipe.execute()
+        assert removed == 1
     elif kind == "etcd":
         assert etcd_client(url).delete("tooz/groups/%s/%s" % (group, member))
     else:
