@@ -18,17 +18,8 @@ See ``docs/api.rst``.
 
 from __future__ import annotations
 
-from typing import Any
+from storaged.api.app import Application
+from storaged.api.app import app_factory
+from storaged.api.app import make_app
 
 __all__ = ["Application", "app_factory", "make_app"]
-
-
-def __getattr__(name: str) -> Any:
-    # Imported on first use: the option module reads users through
-    # storaged.api.auth, and every command loads it; the application (and
-    # the object service behind it) is only needed by storaged-api.
-    if name in __all__:
-        from storaged.api import app
-
-        return getattr(app, name)
-    raise AttributeError("module %r has no attribute %r" % (__name__, name))

@@ -38,99 +38,18 @@ import secrets
 import time
 from typing import Final
 
-from oslo_config import cfg
+from storaged.conf.api import ACCOUNT_PREFIX as ACCOUNT_PREFIX
+from storaged.conf.api import ADMIN as ADMIN
+from storaged.conf.api import GROUPS as GROUPS
+from storaged.conf.api import RESELLER_ADMIN as RESELLER_ADMIN
+from storaged.conf.api import User as User
+from storaged.conf.api import parse_user as parse_user
+from storaged.conf.api import users_from_conf as users_from_conf
 
-from storaged import exception
-
-#: Prefix of every account served (tempauth's ``reseller_prefix``).
-ACCOUNT_PREFIX: Final = "AUTH_"
 #: Prefix of every token, as tempauth's.
 TOKEN_PREFIX: Final = "AUTH_tk"  # noqa: S105 - a prefix, not a secret
-ADMIN: Final = ".admin"
-RESELLER_ADMIN: Final = ".reseller_admin"
-GROUPS: Final = frozenset({ADMIN, RESELLER_ADMIN})
-
-_USER_PREFIX: Final = "user_"
 # Longest token accepted, so a hostile header costs little to reject.
 _MAX_TOKEN: Final = 2048
-
-
-@dataclasses.dataclass(frozen=True, repr=False)
-class User:
-    """A configured user.  ``repr`` leaves the key out.
-
-    :ivar account: the account part of the option name (``test``).
-    :ivar name: the user part (``tester``).
-    :ivar key: the user's key, a secret.
-    :ivar groups: ``.admin`` and/or ``.reseller_admin``.
-    :ivar storage_url: the ``X-Storage-Url`` to hand out, or ``""`` to build it.
-    """
-
-    account: str
-    name: str
-    key: str
-    groups: frozenset[str] = frozenset()
-    storage_url: str = ""
-
-    @property
-    def login(self) -> str:
-        """``account:user``, what ``X-Auth-User`` carries."""
-        return "%s:%s" % (self.account, self.name)
-
-    @property
-    def account_name(self) -> str:
-        """The account served for this user, ``AUTH_<account>``."""
-        return ACCOUNT_PREFIX + self.account
-
-    def __repr__(self) -> str:
-        return "User(%r, groups=%r)" % (self.login, sorted(self.groups))
-
-
-def parse_user(option: str, value: str) -> User:
-    """Build a :class:`User` from an ``[api] user_<account>_<user>`` entry.
-
-    :raises ValueError: a malformed name or value (the message never holds
-        the key).
-    """
-    if not option.startswith(_USER_PREFIX):
-        raise ValueError("a user option starts with %r" % _USER_PREFIX)
-    account, sep, name = option[len(_USER_PREFIX):].partition("_")
-    if not sep or not account or not name:
-        raise ValueError("the name must be user_<account>_<user>")
-    words = (value or "").split()
-    if not words:
-        raise ValueError("the value must start with the user's key")
-    key, rest = words[0], words[1:]
-    storage_url = ""
-    if rest and "://" in rest[-1]:
-        storage_url = rest.pop()
-    unknown = [w for w in rest if w not in GROUPS]
-    if unknown:
-        raise ValueError(
-            "unknown group %r (known: %s)" % (unknown[0], ", ".join(sorted(GROUPS)))
-        )
-    return User(account, name, key, frozenset(rest), storage_url)
-
-
-def users_from_conf(conf: cfg.ConfigOpts) -> dict[str, User]:
-    """Return the configured users by ``account:user``.
-
-    :raises storaged.exception.ConfigError: a malformed entry.
-    """
-    users: dict[str, User] = {}
-    group = conf.api
-    for option in sorted(group):
-        if not option.startswith(_USER_PREFIX):
-            continue
-        value = group[option]
-        if value is None:
-            continue
-        try:
-            user = parse_user(option, value)
-        except ValueError as err:
-            raise exception.ConfigError(str(err), group="api", option=option) from err
-        users[user.login] = user
-    return users
 
 
 @dataclasses.dataclass(frozen=True)

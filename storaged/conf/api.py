@@ -11,13 +11,21 @@ entry per user, as Swift's tempauth does::
 They cannot be declared in advance: :func:`register_dynamic_opts` reads the
 names present in the configuration files and registers a secret option for
 each (so the unknown-option check accepts them and they are never shown).
+The format of an entry is defined here too (:class:`User`,
+:func:`parse_user`, :func:`users_from_conf`), so that checking it needs
+nothing above the option modules; :mod:`storaged.api.auth` uses them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
+from typing import Final
 
 from oslo_config import cfg
+
+from storaged import exception
+from storaged.common import configfiles
 
 GROUP = cfg.OptGroup(
     "api",
@@ -27,7 +35,13 @@ GROUP = cfg.OptGroup(
 )
 
 #: Prefix of the options that define users.
-USER_PREFIX = "user_"
+USER_PREFIX: Final = "user_"
+#: Prefix of every account served (tempauth's ``reseller_prefix``).
+ACCOUNT_PREFIX: Final = "AUTH_"
+ADMIN: Final = ".admin"
+RESELLER_ADMIN: Final = ".reseller_admin"
+GROUPS: Final = frozenset({ADMIN, RESELLER_ADMIN})
+
 
 API_OPTS = [
     cfg.HostAddressOpt(
@@ -215,9 +229,7 @@ def _user_opt(name: str) -> cfg.StrOpt:
 
 def user_option_names(files: Sequence[str]) -> list[str]:
     """Return the ``user_*`` option names of ``[api]`` in ``files``, sorted."""
-    from storaged.common import config
-
-    sources = config.OptionSources(files)
+    sources = configfiles.OptionSources(files)
     return sorted({
         option
         for (section, option) in sources.location
@@ -237,13 +249,10 @@ def register_dynamic_opts(
     :raises storaged.exception.ConfigError: a malformed user entry (the
         value is never shown).
     """
-    from storaged.api import auth
-    from storaged.common import config
-
     register_opts(conf)
     parsed = files is None
     if parsed:
-        names = user_option_names(config.config_files(conf))
+        names = user_option_names(configfiles.config_files(conf))
     else:
         # Before parsing, a file may be missing, malformed or not UTF-8:
         # leave it to the parse, which reports it in one line (a raw error
@@ -258,7 +267,7 @@ def register_dynamic_opts(
         # Equal options register once: calling this twice is harmless.
         conf.register_opt(_user_opt(name), group=GROUP)
     if parsed:
-        auth.users_from_conf(conf)
+        users_from_conf(conf)
 
 
 def check_users(conf: cfg.ConfigOpts, sources: object = None) -> None:
@@ -267,11 +276,89 @@ def check_users(conf: cfg.ConfigOpts, sources: object = None) -> None:
 
     :raises storaged.exception.ConfigError: naming the option, never its value.
     """
-    from storaged.api import auth
-
-    auth.users_from_conf(conf)
+    users_from_conf(conf)
 
 
 def list_opts() -> list[tuple[str | cfg.OptGroup | None, list[cfg.Opt]]]:
     """List the options for the sample configuration."""
     return [(GROUP, API_OPTS)]
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class User:
+    """A configured user.  ``repr`` leaves the key out.
+
+    :ivar account: the account part of the option name (``test``).
+    :ivar name: the user part (``tester``).
+    :ivar key: the user's key, a secret.
+    :ivar groups: ``.admin`` and/or ``.reseller_admin``.
+    :ivar storage_url: the ``X-Storage-Url`` to hand out, or ``""`` to build it.
+    """
+
+    account: str
+    name: str
+    key: str
+    groups: frozenset[str] = frozenset()
+    storage_url: str = ""
+
+    @property
+    def login(self) -> str:
+        """``account:user``, what ``X-Auth-User`` carries."""
+        return "%s:%s" % (self.account, self.name)
+
+    @property
+    def account_name(self) -> str:
+        """The account served for this user, ``AUTH_<account>``."""
+        return ACCOUNT_PREFIX + self.account
+
+    def __repr__(self) -> str:
+        return "User(%r, groups=%r)" % (self.login, sorted(self.groups))
+
+
+def parse_user(option: str, value: str) -> User:
+    """Build a :class:`User` from an ``[api] user_<account>_<user>`` entry.
+
+    :raises ValueError: a malformed name or value (the message never holds
+        the key).
+    """
+    if not option.startswith(USER_PREFIX):
+        raise ValueError("a user option starts with %r" % USER_PREFIX)
+    account, sep, name = option[len(USER_PREFIX):].partition("_")
+    if not sep or not account or not name:
+        raise ValueError("the name must be user_<account>_<user>")
+    words = (value or "").split()
+    if not words:
+        raise ValueError("the value must start with the user's key")
+    key, rest = words[0], words[1:]
+    storage_url = ""
+    if rest and "://" in rest[-1]:
+        storage_url = rest.pop()
+    unknown = [w for w in rest if w not in GROUPS]
+    if unknown:
+        raise ValueError(
+            "unknown group %r (known: %s)" % (unknown[0], ", ".join(sorted(GROUPS)))
+        )
+    return User(account, name, key, frozenset(rest), storage_url)
+
+
+def users_from_conf(conf: cfg.ConfigOpts) -> dict[str, User]:
+    """Return the configured users by ``account:user``.
+
+    :raises storaged.exception.ConfigError: a malformed entry.
+    """
+    users: dict[str, User] = {}
+    group = conf.api
+    for option in sorted(group):
+        if not option.startswith(USER_PREFIX):
+            continue
+        value = group[option]
+        if value is None:
+            continue
+        try:
+            user = parse_user(option, value)
+        except ValueError as err:
+            raise exception.ConfigError(
+                str(err), group=GROUP.name, option=option
+            ) from err
+        users[user.login] = user
+    return users
