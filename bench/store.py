@@ -61,7 +61,7 @@ from storaged import concurrency  # noqa: E402
 concurrency.setup("threading")
 
 from storaged.conf import default as default_conf  # noqa: E402
-from storaged.conf import store as store_conf  # noqa: E402
+from storaged.objectstore import backend as store_conf  # noqa: E402
 from storaged.objectstore.drivers.file import FileStore  # noqa: E402
 
 MiB = 1024 * 1024

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
         notifier = systemd.Notifier.from_environ()
         # The ``user_*`` options are registered once the files are parsed
-        # (storaged.conf.register_dynamic_opts), never from unparsed files.
+        # (storaged.opts.register_dynamic_opts), never from unparsed files.
         conf = config.prepare_service(
             args,
             prog=PROG,

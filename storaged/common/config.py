@@ -32,8 +32,8 @@ from oslo_log import log as logging
 from oslo_service import opts as service_opts
 
 from storaged import concurrency
-from storaged import conf as storaged_conf
 from storaged import exception
+from storaged import opts as storaged_opts
 from storaged import version
 from storaged.common.configfiles import OptionSources as OptionSources
 from storaged.common.configfiles import config_files as config_files
@@ -202,7 +202,7 @@ def _has_backend() -> bool:
 
 def register_all(conf: cfg.ConfigOpts) -> None:
     """Register every option a storaged command may read."""
-    storaged_conf.register_opts(conf)
+    storaged_opts.register_opts(conf)
     logging.register_options(conf)
     service_opts.register_service_opts(conf)
 
@@ -285,7 +285,7 @@ def prepare_service(
         _check_values(conf, sources)
         # Groups that depend on values (one group per enabled back end) can
         # only be registered now; the unknown-option check must come after.
-        storaged_conf.register_dynamic_opts(conf)
+        storaged_opts.register_dynamic_opts(conf)
         _check_unknown(conf, sources)
         _check_values(conf, sources)
         _check_storaged(conf, sources)

@@ -31,7 +31,7 @@ import pytest
 
 from storaged import exception
 from storaged.conf import default as default_conf
-from storaged.conf import store as store_conf
+from storaged.objectstore import backend as store_conf
 from storaged.objectstore.drivers.file import FileStore
 from storaged.objectstore.drivers.file import fanout
 
@@ -47,7 +47,8 @@ CHILD = textwrap.dedent(
     from storaged import concurrency
     concurrency.setup("threading")
     from oslo_config import cfg
-    from storaged.conf import default, store as store_conf
+    from storaged.conf import default
+    from storaged.objectstore import backend as store_conf
     from storaged.objectstore.drivers.file import FileStore
 
     conf = cfg.ConfigOpts()

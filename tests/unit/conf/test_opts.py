@@ -6,7 +6,7 @@ import os
 
 from oslo_config import generator
 
-from storaged.conf import opts
+from storaged import opts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))

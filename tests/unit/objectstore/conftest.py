@@ -11,7 +11,7 @@ from oslo_config import cfg
 import pytest
 
 from storaged.conf import default as default_conf
-from storaged.conf import store as store_conf
+from storaged.objectstore import backend as store_conf
 from storaged.objectstore.drivers import file as file_driver
 from storaged.objectstore.drivers import http as http_driver
 from tests.unit.objectstore import httpserver

@@ -8,11 +8,10 @@ import os
 from oslo_config import cfg
 import pytest
 
-from storaged import conf as storaged_conf
 from storaged import exception
 from storaged import objectstore
+from storaged import opts as storaged_opts
 from storaged.common import config as common_config
-from storaged.conf import store as store_conf
 from storaged.objectstore import Capability
 from storaged.objectstore import backend
 from storaged.objectstore.drivers.file import FileStore
@@ -294,8 +293,8 @@ def test_non_reusable_driver_is_built_per_lookup(tmp_path):
 def test_register_dynamic_opts_is_idempotent(tmp_path):
     conf = make_conf(tmp_path, "[DEFAULT]\nenabled_backends = a:file, b:http\n"
                                "[store]\ndefault_backend = a\n")
-    store_conf.register_dynamic_opts(conf)
-    store_conf.register_dynamic_opts(conf)
+    backend.register_dynamic_opts(conf)
+    backend.register_dynamic_opts(conf)
     objectstore.load_backends(conf)
 
 
@@ -305,9 +304,9 @@ def test_register_dynamic_opts_is_idempotent(tmp_path):
 @pytest.fixture
 def with_store_module(monkeypatch):
     """prepare_service as it runs once the store options are in MODULES."""
-    modules = storaged_conf.MODULES
-    if store_conf not in modules:
-        monkeypatch.setattr(storaged_conf, "MODULES", (*modules, store_conf))
+    modules = storaged_opts.MODULES
+    if backend not in modules:
+        monkeypatch.setattr(storaged_opts, "MODULES", (*modules, backend))
 
 
 def _prepare(tmp_path, text: str):
@@ -363,7 +362,7 @@ def test_prepare_service_accepts_a_good_file(tmp_path):
 
 
 def test_list_opts():
-    listed = store_conf.list_opts()
+    listed = backend.list_opts()
     names = [getattr(g, "name", g) for g, _ in listed]
     assert names == [None, "store", "file", "http"]
     opts = {getattr(g, "name", g): [o.name for o in group] for g, group in listed}

@@ -222,7 +222,8 @@ _KILLED_WRITER = textwrap.dedent(
     from storaged import concurrency
     concurrency.setup("threading")
     from oslo_config import cfg
-    from storaged.conf import default, store as store_conf
+    from storaged.conf import default
+    from storaged.objectstore import backend as store_conf
     from storaged.objectstore.drivers.file import FileStore
     conf = cfg.ConfigOpts()
     default.register_opts(conf)
