@@ -22,6 +22,11 @@ the real validation to :func:`storaged.common.config.prepare_service`.
 :func:`start_native_thread` always gives a real OS thread, even when
 monkey-patched: liveness work (systemd watchdog, coordination heartbeats)
 must never wait for a green thread that is stuck in a blocking call.
+
+The API server's ``eventlet.wsgi`` server is started here too
+(:func:`green_wsgi_server`), and its handler classes are built on the
+classes :func:`eventlet_wsgi` hands out, so that no other module imports
+eventlet.
 """
 
 from __future__ import annotations
@@ -386,3 +391,104 @@ def native_sleep(seconds: float) -> None:
         patcher.original("time").sleep(seconds)
     else:
         time.sleep(seconds)
+
+
+# -- the API server's green WSGI server ----------------------------------------
+
+
+def _require_eventlet(what: str) -> None:
+    if _backend != EVENTLET:
+        raise RuntimeError(
+            "%s needs the eventlet backend (this process runs on %s)"
+            % (what, _backend or "no backend yet")
+        )
+
+
+def eventlet_wsgi() -> Any:
+    """Return eventlet's ``wsgi`` module, whose classes a protocol subclasses.
+
+    For :mod:`storaged.api.greenhttp`, which builds its handler and
+    ``wsgi.input`` classes on ``HttpProtocol`` and ``Input`` when first
+    asked for them, so that it imports no eventlet itself.
+
+    :raises RuntimeError: if the process does not run on eventlet.
+    """
+    _require_eventlet("eventlet's WSGI server")
+    import eventlet.wsgi
+
+    return eventlet.wsgi
+
+
+class GreenWSGIServer:
+    """An ``eventlet.wsgi`` server in its own green thread.
+
+    Connections are served by green threads of a pool of ``max_clients``;
+    a full pool blocks the accept loop, so further connections wait in the
+    listen queue.
+    """
+
+    def __init__(self, thread: Any, pool: Any) -> None:
+        self._thread = thread
+        self._pool = pool
+
+    @property
+    def dead(self) -> bool:
+        """True once the accept loop has ended."""
+        return bool(self._thread.dead)
+
+    def kill(self) -> None:
+        """End the accept loop (closing the socket would not wake it).
+
+        On its way out eventlet closes the idle kept-alive connections and
+        marks the busy ones to close once their response is sent.
+        """
+        self._thread.kill()
+
+    def open_connections(self) -> int:
+        """Return the number of connections still being served."""
+        return int(self._pool.running())
+
+
+def green_wsgi_server(
+    sock: Any,
+    app: Callable[..., Any],
+    *,
+    protocol: type[Any],
+    max_clients: int,
+    max_line: int,
+    socket_timeout: float,
+    log: Any,
+    **options: Any,
+) -> GreenWSGIServer:
+    """Start serving ``app`` on the listening ``sock`` with ``eventlet.wsgi``.
+
+    :param protocol: the connection handler class (see
+        :func:`eventlet_wsgi`).
+    :param max_clients: connections served at once.
+    :param max_line: the longest request line and header line, in bytes.
+    :param socket_timeout: seconds a read or write on a connection may wait.
+    :param log: where the server's messages go (``info``, ``debug``,
+        ``warning``, ``error``, ``write``).
+    :param options: further keyword arguments of ``eventlet.wsgi.server``
+        (``keepalive``, ``log_output``, ``debug``, ``minimum_chunk_size``).
+    :raises RuntimeError: if the process does not run on eventlet.
+    """
+    _require_eventlet("eventlet's WSGI server")
+    import eventlet
+    import eventlet.wsgi
+
+    # A module global in eventlet: the header line limit of every server.
+    eventlet.wsgi.MAX_HEADER_LINE = max_line
+    pool = eventlet.GreenPool(max_clients)
+    thread = eventlet.spawn(
+        eventlet.wsgi.server,
+        sock,
+        app,
+        log=log,
+        protocol=protocol,
+        custom_pool=pool,
+        url_length_limit=max_line,
+        socket_timeout=socket_timeout,
+        **options,
+    )
+    return GreenWSGIServer(thread, pool)

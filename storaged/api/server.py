@@ -46,6 +46,7 @@ from storaged import concurrency
 from storaged import exception
 from storaged.api import body
 from storaged.api import framing
+from storaged.api import greenhttp
 from storaged.api import guard
 from storaged.common import systemd
 
@@ -144,53 +145,42 @@ def _serve_eventlet(
     on_ready: Callable[[], None],
     on_reload: Callable[[], None],
 ) -> None:
-    # The one place besides storaged.concurrency that imports eventlet:
-    # its WSGI server, only when the process runs on eventlet.
-    import eventlet
-    import eventlet.wsgi
-
-    from storaged.api import greenhttp
-
     group = conf.api
-    eventlet.wsgi.MAX_HEADER_LINE = group.max_url_length
-    # A full pool blocks the accept loop: further connections wait in the
-    # listen queue until a slot is freed, at the latest when the head
-    # deadline of a slow client runs out.
-    pool = eventlet.GreenPool(group.max_clients)
-    server = eventlet.spawn(
-        eventlet.wsgi.server,
+    server = concurrency.green_wsgi_server(
         sock,
         guard.ResponseGuard(app),
-        log=_EventletLog(),
         protocol=greenhttp.protocol(
             framing.header_limit(conf.catalog.max_meta_count), group.max_url_length
         ),
-        custom_pool=pool,
+        # A full pool blocks the accept loop: further connections wait in the
+        # listen queue until a slot is freed, at the latest when the head
+        # deadline of a slow client runs out.
+        max_clients=group.max_clients,
+        max_line=group.max_url_length,
+        socket_timeout=group.client_timeout,
+        log=_EventletLog(),
         keepalive=True,
         log_output=False,
-        url_length_limit=group.max_url_length,
         debug=False,
-        socket_timeout=group.client_timeout,
         minimum_chunk_size=64 * 1024,
     )
     on_ready()
     while not flag.stopping and not server.dead:
-        eventlet.sleep(_TICK)
+        concurrency.sleep(_TICK)
         if flag.reload:
             flag.reload = False
             on_reload()
     LOG.info("Stopping: no new connections; %d open connection(s) get %.0fs "
-             "to finish their request", pool.running(), group.shutdown_timeout)
-    # Killing the server's green thread ends its accept loop (closing the
-    # socket would not wake it); on its way out it closes the idle
-    # kept-alive connections and marks the busy ones to close once their
-    # response is sent.
+             "to finish their request", server.open_connections(),
+             group.shutdown_timeout)
+    # Before closing the socket, which would not wake the accept loop: idle
+    # kept-alive connections close now, busy ones once their response is sent.
     server.kill()
     sock.close()
     deadline = time.monotonic() + group.shutdown_timeout
-    while pool.running() and time.monotonic() < deadline:
-        eventlet.sleep(_TICK)
-    left = pool.running()
+    while server.open_connections() and time.monotonic() < deadline:
+        concurrency.sleep(_TICK)
+    left = server.open_connections()
     if left:
         LOG.warning("Stopped with %d request(s) still in progress after %.0fs",
                     left, group.shutdown_timeout)
