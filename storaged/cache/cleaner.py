@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from storaged import concurrency
-from storaged.cache.engine import ENTRY_ID_RE
-from storaged.cache.engine import INCOMPLETE
-from storaged.cache.engine import INVALID
-from storaged.cache.engine import INVALID_NAME_RE
-from storaged.cache.engine import QUEUE
-from storaged.cache.engine import TEMP_NAME_RE
 from storaged.cache.engine import ObjectCache
+from storaged.cache.layout import ENTRY_ID_RE
+from storaged.cache.layout import INCOMPLETE
+from storaged.cache.layout import INVALID
+from storaged.cache.layout import INVALID_NAME_RE
+from storaged.cache.layout import QUEUE
+from storaged.cache.layout import TEMP_NAME_RE
 from storaged.cache.locking import MaintenanceLock
 
 if TYPE_CHECKING:

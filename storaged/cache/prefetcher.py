@@ -32,12 +32,12 @@ from typing import Any
 
 from storaged import concurrency
 from storaged import exception
-from storaged.cache.engine import QUEUE
-from storaged.cache.engine import CacheError
-from storaged.cache.engine import CacheRef
-from storaged.cache.engine import Fetch
 from storaged.cache.engine import ObjectCache
-from storaged.cache.engine import new_token
+from storaged.cache.layout import QUEUE
+from storaged.cache.layout import new_token
+from storaged.cache.ref import CacheError
+from storaged.cache.ref import CacheRef
+from storaged.cache.ref import Fetch
 
 if TYPE_CHECKING:
     from storaged.common.service import PassContext

@@ -2,10 +2,11 @@
 
 One pass, under the maintenance lock (:mod:`storaged.cache.locking`):
 
-1. **one snapshot**: one ``scandir`` of the cache directory, one ``stat``
-   and one read of the recorded last access per entry (one ``getxattr``;
-   with the sqlite index, one ``SELECT`` for all of them), plus one
-   ``scandir`` each of ``incomplete/`` and ``invalid/``, whose bytes count;
+1. **one snapshot** (:func:`storaged.cache.usage.scan`): one ``scandir`` of
+   the cache directory, one ``stat`` and one read of the recorded last
+   access per entry (one ``getxattr``; with the sqlite index, one
+   ``SELECT`` for all of them), plus one ``scandir`` each of
+   ``incomplete/`` and ``invalid/``, whose bytes count;
 2. nothing to do unless the total is above ``max_size``; otherwise a heap
    of the entries by recorded last access (never the kernel's atime) and the
    victims popped until the total is at ``low_watermark * max_size``;
@@ -34,27 +35,26 @@ import dataclasses
 import heapq
 import logging
 import os
-import stat
 import time
 from typing import TYPE_CHECKING
 from typing import Any
 
 from storaged import concurrency
 from storaged import exception
-from storaged.cache.engine import ENTRY_ID_RE
-from storaged.cache.engine import INCOMPLETE
-from storaged.cache.engine import INVALID
-from storaged.cache.engine import INVALID_NAME_RE
-from storaged.cache.engine import ObjectCache
+from storaged.cache.directory import CacheDirectory
+from storaged.cache.layout import INVALID
 from storaged.cache.locking import MaintenanceLock
+
+# Re-exported: callers that read a snapshot (``storaged-manage cache stats``)
+# take it from here, as they did before it moved to usage.
+from storaged.cache.usage import Snapshot as Snapshot
+from storaged.cache.usage import scan as scan
 
 if TYPE_CHECKING:
     from storaged.common.service import PassContext
 
 LOG = logging.getLogger(__name__)
 
-#: allocated bytes beyond a fill's length that are only block rounding
-_SLACK = 64 * 1024
 #: victims removed between two checks of the stop flag and the lease
 _BATCH = 256
 #: victims shown by a dry run's listing (all are counted)
@@ -62,95 +62,6 @@ MAX_LISTED = 10000
 
 ENTRY = "entry"
 FAILED_FILL = "invalid"
-
-
-@dataclasses.dataclass
-class Snapshot:
-    """What the cache directory held at one moment."""
-
-    #: (recorded last access in ns, entry id, bytes)
-    entries: list[tuple[int, str, int]] = dataclasses.field(default_factory=list)
-    entry_bytes: int = 0
-    #: entries with no recorded access (their mtime stands in for it)
-    adopted: int = 0
-    incomplete_count: int = 0
-    incomplete_bytes: int = 0
-    #: (failure time in ns, file name, bytes)
-    invalid: list[tuple[int, str, int]] = dataclasses.field(default_factory=list)
-    invalid_bytes: int = 0
-
-    @property
-    def total(self) -> int:
-        """Bytes the cache holds, fills in progress and failed ones included."""
-        return self.entry_bytes + self.incomplete_bytes + self.invalid_bytes
-
-
-def scan(cache: ObjectCache, access: bool = True) -> Snapshot:
-    """Take one snapshot of the cache directory (blocking).
-
-    :param access: read each entry's recorded last access (the pruner
-        needs it; a size estimate does not).
-    """
-    snap = Snapshot()
-    lookup = cache.meta.access_lookup(cache.cache_dir) if access else None
-    entries = snap.entries
-    match = ENTRY_ID_RE.match
-    reg = stat.S_ISREG
-    with os.scandir(cache.cache_dir) as it:
-        for de in it:
-            name = de.name
-            if len(name) != 64 or not match(name):
-                continue
-            try:
-                st = de.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if not reg(st.st_mode):
-                continue
-            last = lookup(name, de.path) if lookup is not None else None
-            if last is None:
-                last = st.st_mtime_ns
-                snap.adopted += 1
-            entries.append((last, name, st.st_size))
-            snap.entry_bytes += st.st_size
-    for de in _scandir(os.path.join(cache.cache_dir, INCOMPLETE)):
-        try:
-            st = de.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        if reg(st.st_mode):
-            snap.incomplete_count += 1
-            # A fill reserves its space before writing it (fallocate keeps
-            # the length at what was written): count the reservation, but
-            # not the rounding of small files up to whole blocks.
-            reserved = st.st_blocks * 512
-            snap.incomplete_bytes += (
-                reserved if reserved > st.st_size + _SLACK else st.st_size
-            )
-    for de in _scandir(os.path.join(cache.cache_dir, INVALID)):
-        if not INVALID_NAME_RE.match(de.name):
-            continue
-        try:
-            st = de.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        if reg(st.st_mode):
-            snap.invalid.append((st.st_mtime_ns, de.name, st.st_size))
-            snap.invalid_bytes += st.st_size
-    return snap
-
-
-def _scandir(path: str) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(path) as it:
-            return list(it)
-    except FileNotFoundError:
-        return []
-
-
-def measure(cache: ObjectCache) -> int:
-    """Return the bytes the cache holds (one scan, no metadata read)."""
-    return scan(cache, access=False).total
 
 
 @dataclasses.dataclass
@@ -243,7 +154,7 @@ class Pruner:
     name = "cache-prune"
 
     def __init__(
-        self, cache: ObjectCache, store: Any = None, dry_run: bool = False
+        self, cache: CacheDirectory, store: Any = None, dry_run: bool = False
     ) -> None:
         self.cache = cache
         self.store = store

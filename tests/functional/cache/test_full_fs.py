@@ -25,7 +25,7 @@ import os
 import pytest
 
 from storaged.cache import ObjectCache
-from storaged.cache import engine as engine_mod
+from storaged.cache import fill as fill_mod
 from tests.functional.cache import tools
 from tests.unit.cache.support import FakeBackend
 from tests.unit.cache.support import read_all
@@ -144,7 +144,7 @@ def test_enospc_at_the_write_call_simulated(tmp_path, monkeypatch):
     data = os.urandom(1 * MiB)
     ref = backend.put("loc", data)
     cache = ObjectCache(str(tmp_path / "cache"), backends=["slow"], reserve=False)
-    real = engine_mod._write_all
+    real = fill_mod._write_all
     calls = []
 
     def full(fd, chunk, hashers):
@@ -153,7 +153,7 @@ def test_enospc_at_the_write_call_simulated(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, chunk, hashers)
 
-    monkeypatch.setattr(engine_mod, "_write_all", full)
+    monkeypatch.setattr(fill_mod, "_write_all", full)
     try:
         assert read_all(cache, ref, backend.fetch_for("loc"), verify=True) == data
         state = _state(cache)

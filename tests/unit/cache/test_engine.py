@@ -15,7 +15,7 @@ import pytest
 from storaged import exception
 from storaged.cache import CacheRef
 from storaged.cache import Pruner
-from storaged.cache import engine
+from storaged.cache import usage
 from storaged.cache.engine import INCOMPLETE
 from storaged.cache.engine import INVALID
 from tests.unit.cache.support import read_all
@@ -439,7 +439,7 @@ def test_room_made_by_another_process_is_seen_soon(make_cache, backend, monkeypa
     assert cache.counters.get("bypass_admission") == 1
     other = make_cache(max_size=50_000, low_watermark=0.5, shared_dir=True)
     Pruner(other).prune()
-    monkeypatch.setattr(engine, "USAGE_RECHECK", 0.0)
+    monkeypatch.setattr(usage, "USAGE_RECHECK", 0.0)
     read_all(cache, ref2, backend.fetch_for("loc2"))
     assert ref2.entry_id in entries(cache)
     assert cache.counters.get("bypass_admission") == 1
