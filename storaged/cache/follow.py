@@ -72,6 +72,7 @@ class Followers(CacheDirectory):
         pending: bytes | None = None
         rest: Iterator[bytes] | None = None
         state = "writing"
+        settled = False
         try:
             # One poll loop: read what the writer has written; when there is
             # nothing new (or only the outcome is missing: the last chunk is
@@ -96,6 +97,12 @@ class Followers(CacheDirectory):
                 ):
                     concurrency.sleep(delay)
                     delay = min(delay * 2, POLL_MAX)
+                    continue
+                if state != "writing" and not settled:
+                    # The writer may have written its last bytes (and
+                    # finished) between the read above and this look: read
+                    # once more before taking the file as all there is.
+                    settled = True
                     continue
                 break
             if pending is not None:

@@ -287,6 +287,38 @@ def test_a_follower_reads_the_rest_from_the_back_end_when_the_writer_fails(
     assert offsets[0] == 0 and offsets[1] > 0  # the rest, as a ranged read
 
 
+def test_a_follower_reads_what_was_written_just_before_the_commit(cache, backend):
+    """The writer writes its last bytes and commits between the follower's
+    empty read and its look at the writer: the follower reads them."""
+    data = os.urandom(1 * MiB)
+    ref = backend.put("loc", data)
+    backend.delay = 0.005
+    real_state = cache._writer_state
+    writer_done = threading.Event()
+
+    def state_after_the_writer_finished(fd, entry_id):
+        writer_done.wait(30)  # the whole race, made to happen every time
+        return real_state(fd, entry_id)
+
+    def writer():
+        try:
+            read_all(cache, ref, backend.fetch_for("loc"))
+        finally:
+            writer_done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    wait_for(lambda: os.path.exists(cache.incomplete_path(ref.entry_id)), "the fill")
+    cache._writer_state = state_after_the_writer_finished
+    try:
+        got = read_all(cache, ref, backend.fetch_for("loc"))
+    finally:
+        t.join()
+    assert got == data
+    assert cache.counters.get("followed") == 1
+    assert not cache.counters.get("follow_fallbacks")
+
+
 def test_follower_fallback_without_ranged_reads(cache, backend):
     data = os.urandom(1 * MiB)
     ref = backend.put("loc", data)
