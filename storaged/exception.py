@@ -98,6 +98,12 @@ class InvalidName(StoragedError):
     msg_fmt = "Invalid %(kind)s: %(reason)s"
 
 
+class UsageError(StoragedError):
+    """A command line argument is not of the expected form."""
+
+    msg_fmt = "%(reason)s"
+
+
 # -- state store (KVS) -----------------------------------------------------
 
 

@@ -6,7 +6,9 @@ the request and holds no secret: storaged's messages never do); the others
 send Swift's body for the status, the details staying in the log.
 
 Anything not a :class:`~storaged.exception.StoragedError` is a bug: the
-application answers 500 and logs the traceback with the request id.
+application answers 500 and logs the traceback with the request id.  An
+:class:`~storaged.api.protocol.HTTPError` is a StoragedError too, but one a
+handler already made into an answer: it is sent as it is.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ MAPPING: Final[tuple[tuple[type[exception.StoragedError], int, bool], ...]] = (
 
 def status_for(err: exception.StoragedError) -> int:
     """Return the HTTP status that answers ``err``."""
+    if isinstance(err, HTTPError):
+        return err.response.status
     for cls, status, _text in MAPPING:
         if isinstance(err, cls):
             return status
@@ -56,7 +60,12 @@ def status_for(err: exception.StoragedError) -> int:
 
 
 def to_http(err: exception.StoragedError) -> HTTPError:
-    """Return the :class:`HTTPError` that answers ``err``."""
+    """Return the :class:`HTTPError` that answers ``err``.
+
+    An :class:`HTTPError` is its own answer.
+    """
+    if isinstance(err, HTTPError):
+        return err
     for cls, status, text in MAPPING:
         if isinstance(err, cls):
             return error(status, str(err) if text else None)

@@ -57,6 +57,7 @@ import socket
 import time
 from typing import Any
 
+from storaged import exception
 from storaged.api.protocol import new_request_id
 
 LOG = logging.getLogger(__name__)
@@ -109,8 +110,14 @@ def check_framing(headers: Any) -> tuple[int, str] | None:
     return None
 
 
-class HeadersTooLarge(http.client.HTTPException):
-    """The request's header lines add up to more than :data:`MAX_HEAD`."""
+class HeadersTooLarge(exception.StoragedError, http.client.HTTPException):
+    """The request's header lines add up to more than :data:`MAX_HEAD`.
+
+    Still an :class:`http.client.HTTPException`, as the other errors of
+    :func:`read_headers` are.
+    """
+
+    msg_fmt = "headers of more than %(limit)d bytes"
 
 
 def read_headers(
@@ -134,7 +141,7 @@ def read_headers(
             raise http.client.LineTooLong("header line")
         total += len(line)
         if total > MAX_HEAD:
-            raise HeadersTooLarge("headers of more than %d bytes" % MAX_HEAD)
+            raise HeadersTooLarge(limit=MAX_HEAD)
         lines.append(line)
         if len(lines) > limit:
             raise http.client.HTTPException("got more than %d headers" % limit)

@@ -21,6 +21,7 @@ from typing import Final
 from urllib import parse as urlparse
 import uuid
 
+from storaged import exception
 from storaged.catalog import Timestamp
 from storaged.common import headerbytes
 
@@ -204,11 +205,19 @@ class Response:
         return self.body
 
 
-class HTTPError(Exception):
-    """Raised by a handler: answer ``response`` (an error, or a 2xx/3xx shortcut)."""
+class HTTPError(exception.StoragedError):
+    """Raised by a handler: answer ``response`` (an error, or a 2xx/3xx shortcut).
+
+    A :class:`~storaged.exception.StoragedError` like every storaged error,
+    but already an answer: whoever maps storaged errors to statuses
+    (:func:`storaged.api.errors.to_http`) catches it first and sends it as
+    it is.
+    """
+
+    msg_fmt = "%(status)s"
 
     def __init__(self, response: Response, log_info: str = "") -> None:
-        super().__init__(status_line(response.status))
+        super().__init__(status=status_line(response.status))
         self.response = response
         #: a short tag for the access log (``cs:invalid-sig``)
         self.log_info = log_info

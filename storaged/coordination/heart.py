@@ -32,12 +32,19 @@ import time
 from typing import Any
 
 from storaged import concurrency
+from storaged import exception
 
 LOG = logging.getLogger(__name__)
 
 
-class HeartStopped(RuntimeError):
-    """The heartbeat thread has stopped; the call was not run."""
+class HeartStopped(exception.StoragedError, RuntimeError):
+    """The heartbeat thread has stopped; the call was not run.
+
+    Still a :class:`RuntimeError`, as it was before it joined storaged's
+    hierarchy.
+    """
+
+    msg_fmt = "the coordination heartbeat thread %(state)s"
 
 
 class _Call:
@@ -169,7 +176,7 @@ class Heart:
         call = _Call(fn, args, cleanup)
         with self._cond:
             if self._exited or self._thread is None:
-                raise HeartStopped("the coordination heartbeat thread is not running")
+                raise HeartStopped(state="is not running")
             self._calls.append(call)
             self._cond.notify()
         if on_main_green_thread():
@@ -238,4 +245,4 @@ class Heart:
                 calls = list(self._calls)
                 self._calls.clear()
             for call in calls:
-                call.fail(HeartStopped("the coordination heartbeat thread stopped"))
+                call.fail(HeartStopped(state="stopped"))

@@ -89,12 +89,14 @@ _SLEEP_FIRST: Final = 0.002
 _SLEEP_MAX: Final = 0.05
 
 
-class FenceRejected(Exception):
+class FenceRejected(exception.KVSError):
     """Raised by a driver primitive when the lease check of a write fails.
 
     Private to the drivers and :class:`KeyValueStore`, which turns it into
     :class:`storaged.exception.LeaseLost`.
     """
+
+    msg_fmt = "the lease check of a write failed"
 
 
 def shown(name: str) -> str:

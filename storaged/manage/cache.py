@@ -27,18 +27,13 @@ from typing import Any
 from oslo_config import cfg
 
 from storaged import exception
+from storaged.exception import UsageError
 from storaged.manage import output
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 
 SORT_KEYS = ("last-access", "hits", "size")
-
-
-class UsageError(exception.StoragedError):
-    """A command line argument is not of the expected form."""
-
-    msg_fmt = "%(reason)s"
 
 
 def add_parsers(subparsers: Any) -> None:

@@ -26,10 +26,10 @@ from typing import Any
 
 from oslo_config import cfg
 
-from storaged import exception
 from storaged.catalog import SYNC_KEY_KEY
 from storaged.catalog import SYNC_TO_KEY
 from storaged.catalog import Subdir
+from storaged.exception import UsageError
 from storaged.manage import output
 from storaged.objects import ObjectService
 
@@ -38,12 +38,6 @@ EXIT_FAILED = 1
 
 CONTAINER_META = "X-Container-Meta-"
 OBJECT_META = "X-Object-Meta-"
-
-
-class UsageError(exception.StoragedError):
-    """A command line argument is not of the expected form."""
-
-    msg_fmt = "%(reason)s"
 
 
 # -- parsers -------------------------------------------------------------------

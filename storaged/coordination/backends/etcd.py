@@ -28,10 +28,6 @@ def _b64(data: str | bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-class _EtcdLeaseGone(Exception):
-    """The process' lock lease expired behind its back."""
-
-
 class EtcdLocks(LockBackend):
     """Keys on one lease per process, over tooz's etcd3gw client."""
 
