@@ -2,14 +2,15 @@
 
 The test process itself runs on the ``threading`` backend (no monkey-patching
 of pytest); daemons under test run as subprocesses on the backend each test
-chooses.
+chooses, and on the default one, ``eventlet`` (as operators run them), when a
+test chooses none.
 """
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("STORAGED_CONCURRENCY_BACKEND", "threading")
+os.environ.setdefault("STORAGED_CONCURRENCY_BACKEND", "eventlet")
 
 from storaged import concurrency
 

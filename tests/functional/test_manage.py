@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENV = dict(os.environ, STORAGED_CONCURRENCY_BACKEND="threading")
+ENV = dict(os.environ, STORAGED_CONCURRENCY_BACKEND="eventlet")
 
 
 def run(*args, timeout=60):

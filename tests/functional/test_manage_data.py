@@ -10,7 +10,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENV = dict(os.environ, STORAGED_CONCURRENCY_BACKEND="threading")
+ENV = dict(os.environ, STORAGED_CONCURRENCY_BACKEND="eventlet")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENV = dict(os.environ, STORAGED_CONCURRENCY_BACKEND="threading")
+ENV = dict(os.environ, STORAGED_CONCURRENCY_BACKEND="eventlet")
 REALMS = "[realm1]\nkey = realm-secret\ncluster_c1 = http://127.0.0.1:8080/v1/\n"
 
 

@@ -176,7 +176,7 @@ def test_sqlite_disk_full_answers_507_not_500(small_fs):
 
 
 def manage(conf, *args):
-    env = dict(os.environ, STORAGED_CONCURRENCY_BACKEND="threading")
+    env = dict(os.environ, STORAGED_CONCURRENCY_BACKEND="eventlet")
     return subprocess.run(
         [sys.executable, "-m", "storaged.cmd.manage", "--config-file", str(conf),
          *args],

@@ -15,7 +15,7 @@ import time
 
 from storaged import concurrency
 
-concurrency.setup("threading")
+concurrency.setup()  # from STORAGED_CONCURRENCY_BACKEND
 
 
 def main() -> int:

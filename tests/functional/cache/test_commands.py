@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from storaged import concurrency
 from storaged import kvs
 from storaged.cache import ObjectCache
 from tests.functional.cache import tools
@@ -86,7 +87,9 @@ def test_configuration_errors_exit_2_with_one_line(tmp_path, kind, text, where):
     assert "Traceback" not in proc.stderr
 
 
-def test_shared_dir_holds_a_lease_in_a_shared_state_store(tmp_path, redis_url):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_shared_dir_holds_a_lease_in_a_shared_state_store(tmp_path, redis_url,
+                                                          backend):
     path, conf, ids = _seed(tmp_path, shared_dir="true")
     text = open(path).read() + "[kvs]\nbackend_url = %s/5\n" % redis_url
     with open(path, "w") as f:
@@ -99,11 +102,13 @@ def test_shared_dir_holds_a_lease_in_a_shared_state_store(tmp_path, redis_url):
         assert other_node.acquire()
         os.rename(os.path.join(conf.cache.cache_dir, ".lock"),
                   os.path.join(conf.cache.cache_dir, ".lock-other-node"))
-        proc = tools.run("storaged.cmd.cache", "prune", "--config-file", path)
+        proc = tools.run("storaged.cmd.cache", "prune", "--config-file", path,
+                         backend=backend)
         assert proc.returncode == 0, proc.stderr
         assert _entries(conf) == sorted(ids)  # the other node holds the lease
         other_node.release()
-        proc = tools.run("storaged.cmd.cache", "prune", "--config-file", path)
+        proc = tools.run("storaged.cmd.cache", "prune", "--config-file", path,
+                         backend=backend)
         assert proc.returncode == 0, proc.stderr
         assert _entries(conf) == sorted(ids[8:])
     finally:

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from storaged import concurrency
 from storaged import kvs
 from storaged.cache import ObjectCache
 from storaged.cache import Queue
@@ -98,7 +99,7 @@ def _statuses(tmp_path):
         store.close()
 
 
-@pytest.mark.parametrize("backend", ["eventlet", "threading"])
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
 def test_daemon_runs_the_three_passes_and_stops_on_sigterm(tmp_path, backend):
     path, conf = _setup(tmp_path)
     log = open(tmp_path / "daemon.out", "w")
@@ -136,9 +137,11 @@ def test_daemon_runs_the_three_passes_and_stops_on_sigterm(tmp_path, backend):
         assert "%s pass 1 ok" % name in text
 
 
-def test_once_runs_one_pass_of_each(tmp_path):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_once_runs_one_pass_of_each(tmp_path, backend):
     path, conf = _setup(tmp_path)
-    proc = tools.run("storaged.cmd.cache", "--once", "--config-file", path)
+    proc = tools.run("storaged.cmd.cache", "--once", "--config-file", path,
+                     backend=backend)
     assert proc.returncode == 0, proc.stderr
     assert _done(conf)
     statuses = _statuses(tmp_path)
@@ -146,7 +149,8 @@ def test_once_runs_one_pass_of_each(tmp_path):
     assert statuses["cache-prefetch"]["last_pass"]["counters"]["filled"] == 2
 
 
-def test_once_exits_1_when_a_pass_fails(tmp_path):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_once_exits_1_when_a_pass_fails(tmp_path, backend):
     path, conf = _setup(tmp_path)
     tools.add_rows(conf, {"gone": ("mirror", "http://127.0.0.1:1/gone", b"x")})
     cache = ObjectCache(conf.cache.cache_dir)
@@ -155,7 +159,8 @@ def test_once_exits_1_when_a_pass_fails(tmp_path):
                                                              tools.CONTAINER)})
     finally:
         cache.close()
-    proc = tools.run("storaged.cmd.cache", "--once", "--config-file", path)
+    proc = tools.run("storaged.cmd.cache", "--once", "--config-file", path,
+                     backend=backend)
     assert proc.returncode == 1, proc.stderr
     statuses = _statuses(tmp_path)
     assert statuses["cache-prefetch"]["last_pass"]["ok"] is False

@@ -11,6 +11,9 @@ import json
 import os
 import signal
 
+import pytest
+
+from storaged import concurrency
 from storaged.cache import entry_id_for
 from storaged.cache import service as cache_service
 from tests.functional.cache import tools
@@ -25,10 +28,11 @@ def _progress(path):
         return 0
 
 
-def _start_writer(tmp_path, path, name="big"):
+def _start_writer(tmp_path, path, backend, name="big"):
     progress = tmp_path / ("progress-" + name)
     proc = tools.spawn("tests.functional.cache.reader", "--config-file", path,
-                       "--objects", name, "--progress", str(progress))
+                       "--objects", name, "--progress", str(progress),
+                       backend=backend)
     tools.wait_for(lambda: _progress(progress) >= 256 * 1024, "the fill to begin",
                    procs=[proc])
     return proc
@@ -39,14 +43,15 @@ def _kill(proc):
     proc.wait(10)
 
 
-def test_a_killed_fill_is_never_served_and_the_cleaner_reaps_it(tmp_path):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_a_killed_fill_is_never_served_and_the_cleaner_reaps_it(tmp_path, backend):
     data = os.urandom(2 * MiB)
     with tools.CountingServer() as server:
         url = server.put("big", data)
         path = tools.write_conf(tmp_path, cache={"stall_time": "3600"})
         conf = tools.load_conf(path)
         tools.add_rows(conf, {"big": ("mirror", url, data)})
-        writer = _start_writer(tmp_path, path)
+        writer = _start_writer(tmp_path, path, backend)
         _kill(writer)
         entry_id = entry_id_for("mirror", url)
         cache = cache_service.open_cache(conf)
@@ -56,37 +61,38 @@ def test_a_killed_fill_is_never_served_and_the_cleaner_reaps_it(tmp_path):
             assert 0 < os.path.getsize(fill) < len(data)
             # Dead but not stalled yet: kept.
             proc = tools.run("storaged.cmd.cache", "clean", "--config-file", path,
-                             check=True)
+                             backend=backend, check=True)
             assert os.path.exists(fill), proc.stderr
             old = os.stat(fill).st_mtime - 7200  # two hours pass
             os.utime(fill, (old, old))
             tools.run("storaged.cmd.cache", "clean", "--config-file", path,
-                      check=True)
+                      backend=backend, check=True)
             assert not os.path.exists(fill)
             assert os.listdir(os.path.join(cache.cache_dir, "incomplete")) == []
             assert cache.lookup(entry_id) is None
         finally:
             cache.close()
         out = tools.run("tests.functional.cache.reader", "--config-file", path,
-                        "--objects", "big", check=True).stdout
+                        "--objects", "big", backend=backend, check=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
         assert result["digests"] == ["big:" + hashlib.sha256(data).hexdigest()]
         assert result["counters"]["fills"] == 1
         assert server.gets("big") == 2
 
 
-def test_a_reader_following_a_killed_fill_gets_the_whole_body(tmp_path):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_a_reader_following_a_killed_fill_gets_the_whole_body(tmp_path, backend):
     data = os.urandom(2 * MiB)
     with tools.CountingServer() as server:
         url = server.put("big", data)
         path = tools.write_conf(tmp_path)
         conf = tools.load_conf(path)
         tools.add_rows(conf, {"big": ("mirror", url, data)})
-        writer = _start_writer(tmp_path, path)
+        writer = _start_writer(tmp_path, path, backend)
         follower_progress = tmp_path / "progress-follower"
         follower = tools.spawn("tests.functional.cache.reader", "--config-file", path,
                                "--objects", "big", "--progress",
-                               str(follower_progress))
+                               str(follower_progress), backend=backend)
         tools.wait_for(lambda: _progress(follower_progress) > 0, "the follower",
                        procs=[follower])
         _kill(writer)

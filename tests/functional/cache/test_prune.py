@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from storaged import concurrency
 from storaged.cache import ObjectCache
 from storaged.cache import entry_id_for
 from tests.functional.cache import tools
@@ -29,14 +30,16 @@ def _entries(cache_dir):
     return [n for n in os.listdir(cache_dir) if len(n) == 64]
 
 
-def test_two_pruner_processes_at_once(tmp_path):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_two_pruner_processes_at_once(tmp_path, backend):
     cache_dir = str(tmp_path / "cache")
     cache = ObjectCache(cache_dir)
     seed_entries(cache, [NOW + i for i in range(600)], 1000)
     cache.close()
     go = tmp_path / "go"
     procs = [tools.spawn("tests.functional.cache.prune_child", cache_dir,
-                         "400000", "0.75", str(go)) for _ in range(2)]
+                         "400000", "0.75", str(go), backend=backend)
+             for _ in range(2)]
     time.sleep(1.0)  # both started and waiting (not a timing assertion)
     go.touch()
     outputs = [p.communicate(timeout=120)[0] for p in procs]
@@ -48,15 +51,16 @@ def test_two_pruner_processes_at_once(tmp_path):
     assert len(_entries(cache_dir)) == 300
 
 
-def test_three_prune_commands_together(tmp_path):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_three_prune_commands_together(tmp_path, backend):
     path = tools.write_conf(tmp_path, cache={"max_size": "400000",
                                              "low_watermark": "0.75"})
     conf = tools.load_conf(path)
     cache = ObjectCache(conf.cache.cache_dir)
     ids = seed_entries(cache, [NOW + i for i in range(600)], 1000)
     cache.close()
-    procs = [tools.spawn("storaged.cmd.cache", "prune", "--config-file", path)
-             for _ in range(3)]
+    procs = [tools.spawn("storaged.cmd.cache", "prune", "--config-file", path,
+                         backend=backend) for _ in range(3)]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     assert sorted(_entries(conf.cache.cache_dir)) == sorted(ids[300:])

@@ -178,14 +178,14 @@ class CountingServer(http.server.ThreadingHTTPServer):
         self._thread.join(5)
 
 
-def env(backend: str = "threading", **extra: str) -> dict[str, str]:
+def env(backend: str = "eventlet", **extra: str) -> dict[str, str]:
     result = dict(os.environ, STORAGED_CONCURRENCY_BACKEND=backend)
     result.pop("NOTIFY_SOCKET", None)
     result.update(extra)
     return result
 
 
-def run(module: str, *args: str, backend: str = "threading", timeout: float = 120,
+def run(module: str, *args: str, backend: str = "eventlet", timeout: float = 120,
         check: bool = False) -> subprocess.CompletedProcess:
     """Run ``python -m <module> args`` and wait for it."""
     proc = subprocess.run(
@@ -197,7 +197,7 @@ def run(module: str, *args: str, backend: str = "threading", timeout: float = 12
     return proc
 
 
-def spawn(module: str, *args: str, backend: str = "threading",
+def spawn(module: str, *args: str, backend: str = "eventlet",
           stdout: Any = subprocess.PIPE) -> subprocess.Popen:
     """Start ``python -m <module> args`` in a session of its own."""
     return subprocess.Popen(
