@@ -237,7 +237,7 @@ class Coordinator(Connection):
                 locks = self._locks
                 self._mark_lost(
                     [lk for lk in self._held.values()
-                     if lk._hold is not None and lk._hold.backend is locks],
+                     if lk.hold is not None and lk.hold.backend is locks],
                     lost_reason,
                 )
         for driver, locks in teardown:
@@ -253,7 +253,7 @@ class Coordinator(Connection):
         with self._mutex:
             deadline = self._next_beat if self._connected else self._next_reconnect
             for lock in self._held.values():
-                if lock._lost_reason is None and lock.valid_until < deadline:
+                if lock.marked_lost is None and lock.valid_until < deadline:
                     deadline = lock.valid_until
         return deadline
 
@@ -268,9 +268,9 @@ class Coordinator(Connection):
             driver, locks, gen = self._driver, self._locks, self._gen
             assert locks is not None
             holds = [
-                (lk, lk._hold) for lk in self._held.values()
-                if lk._lost_reason is None and lk._hold is not None
-                and lk._hold.backend is locks
+                (lk, lk.hold) for lk in self._held.values()
+                if lk.marked_lost is None and lk.hold is not None
+                and lk.hold.backend is locks
             ]
             groups = dict(self._groups)
             viewed = set(self._views)
@@ -282,14 +282,14 @@ class Coordinator(Connection):
             ttl = self._lock_ttl()
             with self._mutex:
                 self._mark_lost(
-                    [lk for lk, h in holds if h.key in lost and lk._hold is h],
+                    [lk for lk, h in holds if h.key in lost and lk.hold is h],
                     "the back end no longer has it",
                 )
                 if not math.isinf(ttl):
                     until = start + ttl - self.settings.lock_margin
                     for lk, h in holds:
-                        fine = h.key not in lost and lk._lost_reason is None
-                        if fine and lk._hold is h:
+                        fine = h.key not in lost and lk.marked_lost is None
+                        if fine and lk.hold is h:
                             lk.valid_until = max(lk.valid_until, until)
             for group in sorted(viewed):
                 members = self._fetch(driver, group)
@@ -339,8 +339,8 @@ class Coordinator(Connection):
         # (each would only wait for its timeout).
         reachable = connected and locks is not None
         for lock in held:
-            hold = lock._hold
-            lock._hold = None
+            hold = lock.hold
+            lock.hold = None
             if hold is None:
                 continue
             try:

@@ -125,6 +125,10 @@ class CoordinatorCore(abc.ABC):
     def _now() -> float:
         return time.monotonic()
 
+    def now(self) -> float:
+        """Return the coordinator's monotonic clock (``LockOwner``)."""
+        return self._now()
+
     def _call_timeout(self) -> float:
         return self.settings.io_timeout * 2 + self.settings.heartbeat_interval
 

@@ -42,6 +42,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Final
+from typing import Protocol
 from typing import TypeVar
 import urllib.parse
 
@@ -49,7 +50,6 @@ from storaged.coordination import errors
 
 if TYPE_CHECKING:
     from storaged.coordination.backends import Held
-    from storaged.coordination.coordinator import Coordinator
 
 LOG = logging.getLogger(__name__)
 
@@ -92,6 +92,48 @@ def shown_name(stored: str) -> str:
     return urllib.parse.unquote(stored)
 
 
+class LockOwner(Protocol):
+    """What a :class:`Lock` asks of the coordinator that made it.
+
+    :class:`~storaged.coordination.Coordinator` implements it; the lock
+    knows nothing else of it.  The owner keeps the state of each lock it
+    holds in the lock's public fields (:attr:`Lock.hold`,
+    :attr:`Lock.generation`, :attr:`Lock.held_since`, :attr:`Lock.marked_lost`,
+    :attr:`Lock.lost_callbacks`, plus ``token``, ``valid_until`` and
+    ``acquired_at``), changing them under its own mutex.
+    """
+
+    def now(self) -> float:
+        """Return the owner's monotonic clock."""
+        ...
+
+    def timeout_for(self, blocking: bool, timeout: float | None) -> float:
+        """Return how long an acquisition may wait (0 when not blocking)."""
+        ...
+
+    def acquire_lock(self, lock: Lock, blocking: bool, timeout: float | None) -> bool:
+        """Take ``lock`` on the back end; tell whether it was taken."""
+        ...
+
+    def release_lock(self, lock: Lock) -> bool:
+        """Release ``lock``; ``True`` if it was held and not lost."""
+        ...
+
+    def add_lost_callback(self, lock: Lock, callback: Callable[[Lock], None]) -> None:
+        """Call ``callback(lock)`` when ``lock`` is lost (at once if it is)."""
+        ...
+
+
+class Locker(Protocol):
+    """What :func:`synchronized` needs: something that makes :class:`MultiLock`."""
+
+    def locks(
+        self, *names: str, blocking: bool = True, timeout: float | None = None
+    ) -> MultiLock:
+        """Return a lock on several names, taken in sorted order."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True)
 class LockInfo:
     """What this process holds: one entry of :meth:`Coordinator.held_locks`.
@@ -121,11 +163,19 @@ class Lock:
         lost unless refreshed (``inf`` on ``file://``: kernel locks never
         expire under a live holder).
     :ivar acquired_at: wall-clock time of the acquisition, or ``None``.
+    :ivar hold: the back end's record of the current hold, or ``None``.
+    :ivar generation: the owner's connection generation of that hold.
+    :ivar held_since: :meth:`LockOwner.now` time of the acquisition.
+    :ivar marked_lost: why the owner marked the lock lost, or ``None``.
+    :ivar lost_callbacks: the :meth:`on_lost` callbacks.
+
+    The last five, with ``token``, ``valid_until`` and ``acquired_at``, are
+    written by the :class:`LockOwner` only, under its mutex.
     """
 
     def __init__(
         self,
-        coordinator: Coordinator,
+        coordinator: LockOwner,
         name: str,
         *,
         blocking: bool = True,
@@ -138,41 +188,41 @@ class Lock:
         self.token: int | None = None
         self.valid_until = 0.0
         self.acquired_at: float | None = None
-        self._coordinator = coordinator
-        # State below is changed under the coordinator's mutex.
-        self._hold: Held | None = None
-        self._gen = -1
-        self._started = 0.0
-        self._lost_reason: str | None = None
-        self._callbacks: list[Callable[[Lock], None]] = []
+        self._owner = coordinator
+        # State below is changed by the owner, under its mutex.
+        self.hold: Held | None = None
+        self.generation = -1
+        self.held_since = 0.0
+        self.marked_lost: str | None = None
+        self.lost_callbacks: list[Callable[[Lock], None]] = []
 
     # -- state --------------------------------------------------------------
 
     @property
     def held(self) -> bool:
         """Whether this object holds the lock (lost or not)."""
-        return self._hold is not None
+        return self.hold is not None
 
     @property
     def lost(self) -> bool:
         """Whether the lock was lost while held (until the next acquire)."""
-        if self._lost_reason is not None:
+        if self.marked_lost is not None:
             return True
-        return self._hold is not None and self._coordinator._now() > self.valid_until
+        return self.hold is not None and self._owner.now() > self.valid_until
 
     @property
     def lost_reason(self) -> str | None:
         """Why the lock was lost, if it was."""
-        if self._lost_reason is None and self.lost:
+        if self.marked_lost is None and self.lost:
             return "not refreshed in time"
-        return self._lost_reason
+        return self.marked_lost
 
     def check(self) -> None:
         """Raise :class:`LockLost` if the lock is lost or not held.
 
         Call it before each step done under the lock.
         """
-        if self._hold is None and self._lost_reason is None:
+        if self.hold is None and self.marked_lost is None:
             raise errors.LockLost(
                 name=self.name, token=self.token, reason="it is not held"
             )
@@ -188,7 +238,7 @@ class Lock:
         quick (set an event, cancel a task).  A callback added while the
         lock is already lost runs at once, in the caller's thread.
         """
-        self._coordinator._add_lost_callback(self, callback)
+        self._owner.add_lost_callback(self, callback)
 
     # -- acquire / release -------------------------------------------------
 
@@ -206,7 +256,7 @@ class Lock:
         :raises CoordinationError: already held by this object, or the
             coordinator is not running.
         """
-        return self._coordinator._acquire(
+        return self._owner.acquire_lock(
             self,
             self.blocking if blocking is None else blocking,
             self.timeout if timeout is None else timeout,
@@ -217,13 +267,13 @@ class Lock:
 
         :returns: ``True`` if it was held and not lost until now.
         """
-        return self._coordinator._release(self)
+        return self._owner.release_lock(self)
 
     def __enter__(self) -> Lock:
         if not self.acquire():
             raise errors.LockAcquireTimeout(
                 name=self.name,
-                timeout=self._coordinator._timeout_for(self.blocking, self.timeout),
+                timeout=self._owner.timeout_for(self.blocking, self.timeout),
             )
         return self
 
@@ -236,7 +286,7 @@ class Lock:
         self.release()
 
     def __repr__(self) -> str:
-        state = "lost" if self.lost else "held" if self._hold else "free"
+        state = "lost" if self.lost else "held" if self.hold else "free"
         return "<Lock %s token=%s %s>" % (self.name, self.token, state)
 
 
@@ -251,7 +301,7 @@ class MultiLock:
 
     def __init__(
         self,
-        coordinator: Coordinator,
+        coordinator: LockOwner,
         names: tuple[str, ...],
         *,
         blocking: bool = True,
@@ -262,7 +312,7 @@ class MultiLock:
         self.names = sorted(set(names))
         self.blocking = blocking
         self.timeout = timeout
-        self._coordinator = coordinator
+        self._owner = coordinator
         self.locks = [
             Lock(coordinator, n, blocking=blocking, timeout=timeout) for n in self.names
         ]
@@ -295,14 +345,14 @@ class MultiLock:
         :returns: whether all were acquired.
         """
         blocking = self.blocking if blocking is None else blocking
-        total = self._coordinator._timeout_for(
+        total = self._owner.timeout_for(
             blocking, self.timeout if timeout is None else timeout
         )
-        deadline = self._coordinator._now() + total
+        deadline = self._owner.now() + total
         taken: list[Lock] = []
         try:
             for lock in self.locks:
-                left = max(0.0, deadline - self._coordinator._now())
+                left = max(0.0, deadline - self._owner.now())
                 if not lock.acquire(blocking=blocking, timeout=left):
                     break
                 taken.append(lock)
@@ -330,7 +380,7 @@ class MultiLock:
         if not self.acquire():
             raise errors.LockAcquireTimeout(
                 name=", ".join(self.names),
-                timeout=self._coordinator._timeout_for(self.blocking, self.timeout),
+                timeout=self._owner.timeout_for(self.blocking, self.timeout),
             )
         return self
 
@@ -347,7 +397,7 @@ def synchronized(
     *name_formats: str,
     blocking: bool = True,
     timeout: float | None = None,
-    coordinator: Coordinator | None = None,
+    coordinator: Locker | None = None,
 ) -> Callable[[F], F]:
     """Run the decorated function under one or more coordination locks.
 

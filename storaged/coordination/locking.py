@@ -38,9 +38,10 @@ POLL_MAX = 0.1
 class LockKeeping(CoordinatorCore):
     """The held locks of one coordinator (see the module)."""
 
-    # -- internals: calls --------------------------------------------------
+    # -- storaged.coordination.lock.LockOwner ---------------------------------
 
-    def _timeout_for(self, blocking: bool, timeout: float | None) -> float:
+    def timeout_for(self, blocking: bool, timeout: float | None) -> float:
+        """Return how long an acquisition may wait (``LockOwner``)."""
         if not blocking:
             return 0.0
         return self.settings.lock_timeout if timeout is None else max(0.0, timeout)
@@ -71,14 +72,16 @@ class LockKeeping(CoordinatorCore):
             current.release(hold)
         return False
 
-    # -- internals: locks ------------------------------------------------------
 
-    def _acquire(self, lock: Lock, blocking: bool, timeout: float | None) -> bool:
-        if lock._hold is not None:
+    def acquire_lock(
+        self, lock: Lock, blocking: bool, timeout: float | None
+    ) -> bool:
+        """Take ``lock`` on the back end (``LockOwner``)."""
+        if lock.hold is not None:
             raise errors.CoordinationError(
                 reason="lock %s is already held by this Lock object" % lock.name
             )
-        wait = self._timeout_for(blocking, timeout)
+        wait = self.timeout_for(blocking, timeout)
         start = self._now()
         deadline = start + wait
         delay = POLL_FIRST
@@ -116,12 +119,12 @@ class LockKeeping(CoordinatorCore):
         with self._mutex:
             stale = gen != self._gen or not self._connected
             if not stale:
-                lock._hold = hold
-                lock._gen = gen
-                lock._lost_reason = None
+                lock.hold = hold
+                lock.generation = gen
+                lock.marked_lost = None
                 lock.token = hold.token
                 lock.acquired_at = time.time()
-                lock._started = now
+                lock.held_since = now
                 ttl = self._lock_ttl()
                 margin = self.settings.lock_margin
                 if hold.since is not None:
@@ -146,17 +149,18 @@ class LockKeeping(CoordinatorCore):
             ttl = min(ttl, locks.session_timeout())
         return ttl
 
-    def _release(self, lock: Lock) -> bool:
+    def release_lock(self, lock: Lock) -> bool:
+        """Release ``lock`` (``LockOwner``)."""
         with self._mutex:
-            hold = lock._hold
+            hold = lock.hold
             if hold is None:
                 return False
             was_lost = lock.lost
-            if was_lost and lock._lost_reason is None:
-                lock._lost_reason = "not refreshed in time"
-            lock._hold = None
+            if was_lost and lock.marked_lost is None:
+                lock.marked_lost = "not refreshed in time"
+            lock.hold = None
             self._held.pop(id(lock), None)
-            held_for = self._now() - lock._started
+            held_for = self._now() - lock.held_since
             self._stats["lock_hold_total"] += held_for
             self._stats["lock_hold_max"] = max(self._stats["lock_hold_max"], held_for)
         released = False
@@ -173,22 +177,25 @@ class LockKeeping(CoordinatorCore):
                   " (it was lost)" if was_lost else "")
         return released and not was_lost
 
-    def _add_lost_callback(self, lock: Lock, callback: Callable[[Lock], None]) -> None:
+    def add_lost_callback(
+        self, lock: Lock, callback: Callable[[Lock], None]
+    ) -> None:
+        """Call ``callback(lock)`` once ``lock`` is lost (``LockOwner``)."""
         with self._mutex:
-            lock._callbacks.append(callback)
-            already = lock._hold is not None and lock.lost
+            lock.lost_callbacks.append(callback)
+            already = lock.hold is not None and lock.lost
         if already:
             self._run_callback(callback, lock)
 
     def _mark_lost(self, locks: list[Lock], reason: str) -> None:
         """Mark held locks lost and queue their callbacks (mutex held)."""
         for lock in locks:
-            if lock._hold is None or lock._lost_reason is not None:
+            if lock.hold is None or lock.marked_lost is not None:
                 continue
-            lock._lost_reason = reason
+            lock.marked_lost = reason
             self._stats["lost_locks"] += 1
             LOG.warning("Lock %s (token %s) lost: %s", lock.name, lock.token, reason)
-            self._callbacks.extend((cb, lock) for cb in lock._callbacks)
+            self._callbacks.extend((cb, lock) for cb in lock.lost_callbacks)
 
     @staticmethod
     def _run_callback(callback: Callable[[Lock], None], lock: Lock) -> None:
@@ -210,7 +217,7 @@ class LockKeeping(CoordinatorCore):
         with self._mutex:
             late = [
                 lk for lk in self._held.values()
-                if lk._lost_reason is None and now > lk.valid_until
+                if lk.marked_lost is None and now > lk.valid_until
             ]
             if late:
                 self._mark_lost(late, "not refreshed within its TTL")
