@@ -7,7 +7,7 @@ and record every call and its result.  A fifth process reads the change log
 meanwhile.  Afterwards, for every name, the row holds the write with the
 largest timestamp any process made (and that call said it applied), the
 counts agree with the rows, and the change log's row ids are strictly
-increasing with each name once.
+increasing with each name once.  It runs on each concurrency backend.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from storaged import concurrency
 from storaged.catalog import Catalog
 from storaged.catalog import Timestamp
 
@@ -29,6 +32,8 @@ ACCOUNT, CONTAINER = "AUTH_conc", "shared"
 
 WRITER = r"""
 import json, os, random, sys, time
+from storaged import concurrency
+concurrency.setup()  # from STORAGED_CONCURRENCY_BACKEND
 from storaged.catalog import Catalog, Timestamp
 
 path, go, me, ops, names, out = sys.argv[1:7]
@@ -63,6 +68,8 @@ with open(out, "w") as f:
 
 READER = r"""
 import json, os, sys, time
+from storaged import concurrency
+concurrency.setup()  # from STORAGED_CONCURRENCY_BACKEND
 from storaged import exception
 from storaged.catalog import Catalog
 
@@ -94,7 +101,9 @@ with open(out, "w") as f:
 """
 
 
-def test_concurrent_writers_last_writer_wins(tmp_path):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_concurrent_writers_last_writer_wins(tmp_path, backend):
+    env = dict(os.environ, STORAGED_CONCURRENCY_BACKEND=backend)
     path = str(tmp_path / "catalog")
     go, stop = str(tmp_path / "go"), str(tmp_path / "stop")
     procs = []
@@ -103,12 +112,12 @@ def test_concurrent_writers_last_writer_wins(tmp_path):
         procs.append((out, subprocess.Popen(
             [sys.executable, "-c", WRITER, path, go, str(me), str(OPS), str(NAMES),
              out],
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env,
         )))
     reader_out = str(tmp_path / "reader.json")
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, path, go, stop, reader_out],
-        stderr=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=env,
     )
     time.sleep(0.5)  # let them import and wait at the barrier
     open(go, "w").close()

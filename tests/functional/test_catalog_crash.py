@@ -7,7 +7,8 @@ returned (the commit).  The test kills it with SIGKILL after a random delay
 then reopens the catalog as a new process would and checks that every
 acknowledged change is there, that sqlite's integrity check passes, and that
 the counts agree with the rows.  The catalog runs with its default,
-``synchronous = full``.
+``synchronous = full``; the child runs on each concurrency backend (under
+eventlet its sqlite calls go through the native thread pool).
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from storaged import concurrency
 from storaged.catalog import Catalog
 
-TRIALS = 8
+TRIALS = 8  # per concurrency backend
 ACCOUNT, CONTAINER = "AUTH_crash", "box"
 
 CHILD = r"""
 import sys
+from storaged import concurrency
+concurrency.setup()  # from STORAGED_CONCURRENCY_BACKEND
 from storaged.catalog import Catalog, Timestamp
 
 path, trial = sys.argv[1], int(sys.argv[2])
@@ -63,12 +69,13 @@ def schedule(trial):
         i += 1
 
 
-def run_trial(path, trial, rng):
+def run_trial(path, trial, rng, backend):
     """Run one child, kill it, and return (acknowledged lines, in-flight op)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, path, str(trial)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=dict(os.environ, STORAGED_CONCURRENCY_BACKEND=backend),
     )
     try:
         if rng.random() < 0.25:
@@ -98,13 +105,14 @@ def run_trial(path, trial, rng):
     return acked, next(ops)
 
 
-def test_sigkill_loses_no_acknowledged_change(tmp_path):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_sigkill_loses_no_acknowledged_change(tmp_path, backend):
     path = str(tmp_path / "catalog")
     rng = random.Random(int(os.environ.get("CATALOG_CRASH_SEED", "4242")))
     live, deleted, uncertain = {}, set(), set()
     total_acked = 0
     for trial in range(TRIALS):
-        acked, in_flight = run_trial(path, trial, rng)
+        acked, in_flight = run_trial(path, trial, rng, backend)
         total_acked += len(acked)
         for line in acked:
             if line[0] == "P":

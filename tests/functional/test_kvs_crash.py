@@ -11,6 +11,9 @@ reopens the store and checks that every acknowledged key holds its value.
 * Redis with ``appendfsync always``: the *server* is killed (that is where
   the data lives) and restarted from its append-only file.
 
+The writer runs on each concurrency backend (under eventlet a sqlite call
+goes through the native thread pool).
+
 The random seed is printed on failure; set ``STORAGED_CRASH_SEED`` to
 replay a run.
 """
@@ -28,18 +31,22 @@ import time
 
 import pytest
 
+from storaged import concurrency
 from storaged import kvs
 from tests.servers import RedisServer
 from tests.servers import ServerMissing
 from tests.servers import skip_or_fail
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Trials per concurrency backend.
 TRIALS = 6
 REDIS_TRIALS = 3
 
 WRITER = textwrap.dedent(
     """
     import sys
+    from storaged import concurrency
+    concurrency.setup()  # from STORAGED_CONCURRENCY_BACKEND
     from storaged import kvs
 
     url, prefix = sys.argv[1], sys.argv[2]
@@ -66,13 +73,13 @@ def _seed() -> int:
     return int(os.environ.get("STORAGED_CRASH_SEED") or time.time_ns() % 1_000_000)
 
 
-def _start_writer(url: str, prefix: str) -> subprocess.Popen[str]:
+def _start_writer(url: str, prefix: str, backend: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, url, prefix],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONPATH=ROOT),
+        env=dict(os.environ, PYTHONPATH=ROOT, STORAGED_CONCURRENCY_BACKEND=backend),
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -97,7 +104,8 @@ def _check(store: kvs.KeyValueStore, prefix: str, acked: list[int], seed: int) -
             assert store.get(key + "/pair") == i, (key, seed)
 
 
-def test_sigkilled_writer_loses_no_acknowledged_sqlite_write(tmp_path):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_sigkilled_writer_loses_no_acknowledged_sqlite_write(tmp_path, backend):
     seed = _seed()
     rng = random.Random(seed)
     path = tmp_path / "state.sqlite"
@@ -105,7 +113,7 @@ def test_sigkilled_writer_loses_no_acknowledged_sqlite_write(tmp_path):
     history: dict[str, list[int]] = {}
     for trial in range(TRIALS):
         prefix = f"trial{trial}"
-        proc = _start_writer(url, prefix)
+        proc = _start_writer(url, prefix, backend)
         time.sleep(rng.uniform(0.01, 0.4))
         os.kill(proc.pid, signal.SIGKILL)
         history[prefix] = _acknowledged(proc)
@@ -121,7 +129,10 @@ def test_sigkilled_writer_loses_no_acknowledged_sqlite_write(tmp_path):
     assert sum(len(a) for a in history.values()) > 0, "the writer never got going"
 
 
-def test_sigkilled_redis_loses_no_acknowledged_write_with_appendfsync_always(tmp_path):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_sigkilled_redis_loses_no_acknowledged_write_with_appendfsync_always(
+    tmp_path, backend
+):
     seed = _seed()
     rng = random.Random(seed)
     directory = tmp_path / "redis"
@@ -138,7 +149,7 @@ def test_sigkilled_redis_loses_no_acknowledged_write_with_appendfsync_always(tmp
     try:
         for trial in range(REDIS_TRIALS):
             prefix = f"trial{trial}"
-            proc = _start_writer(server.url, prefix)
+            proc = _start_writer(server.url, prefix, backend)
             time.sleep(rng.uniform(0.05, 0.4))
             server.kill()
             history[prefix] = _acknowledged(proc)  # the writer fails and exits
