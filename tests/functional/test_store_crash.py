@@ -12,7 +12,9 @@ whose length a first, uninterrupted add measures.  After each kill:
 * a scrub with reclaim removes what the dead writer left in ``.tmp``, after
   which nothing is left there and the store scrubs clean.
 
-Trials run with xattr metadata and with sidecar metadata.
+Trials run with xattr metadata and with sidecar metadata, with the child on
+each concurrency backend (the trials are split between the two: a 64 MiB add
+per trial is the slow part of the suite).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 from oslo_config import cfg
 import pytest
 
+from storaged import concurrency
 from storaged import exception
 from storaged.conf import default as default_conf
 from storaged.objectstore import backend as store_conf
@@ -39,13 +42,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MiB = 1024 * 1024
 SIZE = 64 * MiB
 BLOCK = MiB
-TRIALS = {"xattr": 20, "sidecar": 6}
+#: Trials per concurrency backend.
+TRIALS = {"xattr": 10, "sidecar": 3}
 
 CHILD = textwrap.dedent(
     """
     import random, sys
     from storaged import concurrency
-    concurrency.setup("threading")
+    concurrency.setup()  # from STORAGED_CONCURRENCY_BACKEND
     from oslo_config import cfg
     from storaged.conf import default
     from storaged.objectstore import backend as store_conf
@@ -90,7 +94,7 @@ def _store(config: str) -> FileStore:
 
 
 def _run(
-    config: str, object_id: str, kill_at: tuple[int, float] | None
+    config: str, object_id: str, kill_at: tuple[int, float] | None, backend: str
 ) -> tuple[str, float]:
     """Run one child; kill it ``delay`` seconds after it got block ``k``.
 
@@ -105,7 +109,7 @@ def _run(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=REPO,
-        env={**os.environ, "STORAGED_CONCURRENCY_BACKEND": "threading"},
+        env={**os.environ, "STORAGED_CONCURRENCY_BACKEND": backend},
     )
     block, delay = kill_at if kill_at is not None else (-1, 0.0)
     try:
@@ -134,8 +138,9 @@ def _run(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
 @pytest.mark.parametrize("metadata", sorted(TRIALS))
-def test_sigkill_during_large_adds(tmp_path, metadata):
+def test_sigkill_during_large_adds(tmp_path, metadata, backend):
     data_dir = tmp_path / "data"
     config = tmp_path / "storaged.conf"
     config.write_text(
@@ -149,7 +154,7 @@ def test_sigkill_during_large_adds(tmp_path, metadata):
 
     # Trial 0 runs to the end: it tells how long the end of an add (the
     # last block, fsync, publish) takes here.
-    outcome, tail = _run(str(config), "calibrate", None)
+    outcome, tail = _run(str(config), "calibrate", None, backend)
     assert outcome == "completed"
     store = _store(str(config))
     calibrate = store.find("calibrate")
@@ -174,7 +179,7 @@ def test_sigkill_during_large_adds(tmp_path, metadata):
             when = (rng.randrange(blocks - 1), rng.uniform(0, 0.01))
         else:
             when = (blocks - 1, rng.uniform(0, tail * 1.2))
-        outcome, _ = _run(str(config), object_id, when)
+        outcome, _ = _run(str(config), object_id, when, backend)
         outcomes.append(outcome)
 
         location = store.find(object_id)
