@@ -27,8 +27,11 @@ import logging
 from typing import Any
 import weakref
 
+import tenacity
+
 from storaged import concurrency
 from storaged import exception
+from storaged.common import retry
 
 LOG = logging.getLogger(__name__)
 
@@ -167,17 +170,25 @@ class HubFeed:
             self._put(err)
 
     def _put(self, item: bytes | BaseException) -> bool:
-        delay = 0.0005
-        while not self._stopped:
-            try:
-                self._queue.put_nowait(item)
-                return True
-            except self._full:
-                # The consumer writes to disk in a native thread; wait for it
-                # without blocking the hub (a native wait would).
-                concurrency.sleep(delay)
-                delay = min(delay * 2, 0.01)
-        return False
+        if self._stopped:
+            return False
+        try:
+            self._queue.put_nowait(item)
+            return True
+        except self._full:
+            pass
+        # The consumer writes to disk in a native thread; wait for it
+        # without blocking the hub (a native wait would).
+        try:
+            retry.retrying(
+                retry=tenacity.retry_if_exception_type(self._full),
+                stop=lambda _state: self._stopped,
+                wait=retry.wait_doubling(0.0005, 0.01),
+                sleep=concurrency.sleep,
+            )(self._queue.put_nowait, item)
+        except self._full:
+            return False
+        return True
 
     def close(self) -> None:
         """Stop the pump (it ends after its current read)."""

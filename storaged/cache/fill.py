@@ -45,6 +45,8 @@ import os
 import time
 from typing import Any
 
+import tenacity
+
 from storaged import concurrency
 from storaged.cache import checks
 from storaged.cache import usage
@@ -65,6 +67,7 @@ from storaged.cache.metadata import EntryMeta
 from storaged.cache.ref import CacheRef
 from storaged.cache.ref import Fetch
 from storaged.cache.ref import FillFailed
+from storaged.common import retry
 from storaged.objectstore.drivers import fsutil
 
 LOG = logging.getLogger(__name__)
@@ -135,20 +138,25 @@ class Fills(Entries):
 
     def _claim_loop(self, entry_id: str, ref: CacheRef) -> Claim:
         """Claim the fill of an entry until a role other than retry comes out."""
-        delay = POLL_FIRST
-        for _attempt in range(_CLAIM_ATTEMPTS):
-            claim = concurrency.run_blocking(self._claim, entry_id, ref)
-            if claim.role == "follower" and ref.size is None:
-                close_fd(claim.fd)
-                claim = Claim("bypass", reason="unknown_size: its size is unknown")
-            if claim.role != "retry":
-                if claim.role == "bypass":
-                    self.count("bypass_" + claim.reason.split(":", 1)[0])
-                return claim
-            concurrency.sleep(delay)
-            delay = min(delay * 2, POLL_MAX)
-        self.count("bypass_busy")
-        return Claim("bypass", reason="busy: the fill could not be claimed in time")
+        claim: Claim = retry.retrying(
+            retry=tenacity.retry_if_result(lambda got: got.role == "retry"),
+            stop=tenacity.stop_after_attempt(_CLAIM_ATTEMPTS),
+            wait=retry.wait_doubling(POLL_FIRST, POLL_MAX),
+            sleep=concurrency.sleep,
+        )(self._claim_once, entry_id, ref)
+        if claim.role == "retry":
+            self.count("bypass_busy")
+            return Claim("bypass", reason="busy: the fill could not be claimed in time")
+        if claim.role == "bypass":
+            self.count("bypass_" + claim.reason.split(":", 1)[0])
+        return claim
+
+    def _claim_once(self, entry_id: str, ref: CacheRef) -> Claim:
+        claim = concurrency.run_blocking(self._claim, entry_id, ref)
+        if claim.role == "follower" and ref.size is None:
+            close_fd(claim.fd)
+            claim = Claim("bypass", reason="unknown_size: its size is unknown")
+        return claim
 
     def _claim(self, entry_id: str, ref: CacheRef) -> Claim:
         """Become the writer of an entry, or follow its writer.

@@ -45,10 +45,13 @@ import time
 from typing import Final
 import uuid
 
+import tenacity
+
 from storaged import concurrency
 from storaged import exception
 from storaged.catalog import schema as schema_mod
 from storaged.catalog.timestamp import Timestamp
+from storaged.common import retry
 
 LOG = logging.getLogger(__name__)
 
@@ -420,18 +423,19 @@ class Database:
             except FileNotFoundError:
                 continue
             try:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() > deadline:
-                            raise exception.CatalogBusy(
-                                path=self.directory,
-                                reason="directory lock held for over "
-                                f"{self.timeout:.1f}s",
-                            ) from None
-                        concurrency.native_sleep(0.005)
+                try:
+                    retry.retrying(
+                        retry=tenacity.retry_if_exception_type(BlockingIOError),
+                        stop=lambda _state: time.monotonic() > deadline,
+                        wait=tenacity.wait_fixed(0.005),
+                        sleep=concurrency.native_sleep,
+                    )(fcntl.flock, fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise exception.CatalogBusy(
+                        path=self.directory,
+                        reason="directory lock held for over "
+                        f"{self.timeout:.1f}s",
+                    ) from None
                 # Locked: but is it still the directory at that path?
                 try:
                     st = os.stat(self.directory)

@@ -41,6 +41,7 @@ from typing import Any
 from typing import Final
 
 from oslo_config import cfg
+import tenacity
 
 from storaged import exception
 from storaged.catalog import listing
@@ -57,6 +58,7 @@ from storaged.catalog.pool import DEFAULT_POOL_SIZE
 from storaged.catalog.pool import BrokerPool
 from storaged.catalog.records import ContainerStats
 from storaged.catalog.timestamp import Timestamp
+from storaged.common import retry
 from storaged.common.freespace import Reserve
 
 LOG = logging.getLogger(__name__)
@@ -387,19 +389,25 @@ class Catalog:
             self._index.create(self._build_index)
 
     def _query_index(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        for attempt in (1, 2):
-            try:
-                with self._index.read() as conn:
-                    return list(conn.execute(sql, args).fetchall())
-            except DatabaseMissing:
-                if attempt == 2:
-                    raise
-            except exception.CatalogCorrupt:
-                if attempt == 2:
-                    raise
+        def query() -> list[tuple[Any, ...]]:
+            with self._index.read() as conn:
+                return list(conn.execute(sql, args).fetchall())
+
+        def rebuild(retry_state: tenacity.RetryCallState) -> None:
+            assert retry_state.outcome is not None
+            if isinstance(retry_state.outcome.exception(), exception.CatalogCorrupt):
                 LOG.error("Account index was corrupt; rebuilding it")
             self._ensure_index()
-        raise AssertionError("unreachable")
+
+        # A missing or corrupt index is (re)built, then queried once more.
+        rows: list[tuple[Any, ...]] = retry.retrying(
+            retry=tenacity.retry_if_exception_type(
+                (DatabaseMissing, exception.CatalogCorrupt)
+            ),
+            stop=tenacity.stop_after_attempt(2),
+            before_sleep=rebuild,
+        )(query)
+        return rows
 
     def list_containers(
         self,

@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 import logging
 import math
-import random
 import time
 from typing import Any
 
+import tenacity
+
+from storaged.common import retry
 from storaged.coordination import backends
 from storaged.coordination import errors
 from storaged.coordination import heart as heart_mod
@@ -84,27 +86,28 @@ class LockKeeping(CoordinatorCore):
         wait = self.timeout_for(blocking, timeout)
         start = self._now()
         deadline = start + wait
-        delay = POLL_FIRST
-        while True:
-            hold, gen, sent = self._backend_call(
-                "lock " + lock.name, self._try_acquire_op, lock.key,
-                cleanup=self._release_abandoned,
-            )
-            if hold is not None:
-                self._register(lock, hold, gen, sent, start)
-                return True
-            now = self._now()
-            if not blocking or now >= deadline:
-                with self._mutex:
-                    if blocking:
-                        self._stats["lock_timeouts"] += 1
-                    else:
-                        self._stats["lock_busy"] += 1
-                LOG.debug("Lock %s not acquired after %.3fs", lock.name, now - start)
-                return False
-            jitter = random.uniform(0.8, 1.2)  # noqa: S311 (not crypto)
-            heart_mod.pause(min(delay * jitter, deadline - now))
-            delay = min(delay * 2, POLL_MAX)
+        hold, gen, sent = retry.retrying(
+            retry=tenacity.retry_if_result(lambda got: got[0] is None),
+            stop=retry.stop_at(deadline if blocking else -math.inf, self._now),
+            wait=retry.wait_doubling(
+                POLL_FIRST, POLL_MAX, jitter=(0.8, 1.2),
+                deadline=deadline, clock=self._now,
+            ),
+            sleep=heart_mod.pause,
+        )(
+            self._backend_call, "lock " + lock.name, self._try_acquire_op,
+            lock.key, cleanup=self._release_abandoned,
+        )
+        if hold is not None:
+            self._register(lock, hold, gen, sent, start)
+            return True
+        with self._mutex:
+            if blocking:
+                self._stats["lock_timeouts"] += 1
+            else:
+                self._stats["lock_busy"] += 1
+        LOG.debug("Lock %s not acquired after %.3fs", lock.name, self._now() - start)
+        return False
 
     def _release_abandoned(self, result: Any) -> None:
         hold = result[0] if result else None

@@ -61,14 +61,16 @@ from collections.abc import Mapping
 import hashlib
 import json
 import logging
-import random
 import time
 from types import TracebackType
 from typing import Any
 from typing import Final
 
+import tenacity
+
 from storaged import concurrency
 from storaged import exception
+from storaged.common import retry
 
 LOG = logging.getLogger(__name__)
 
@@ -640,21 +642,30 @@ class KeyValueStore(abc.ABC):
         if blocking:
             wait = lease_ttl if timeout is None else _check_wait(timeout)
         deadline = time.monotonic() + wait
-        delay = _SLEEP_FIRST
-        while True:
+
+        def attempt() -> Lease | None:
             start = time.monotonic()
             token = self._acquire(stored, lease_ttl)
-            if token is not None:
-                return Lease(
-                    self, name, token, lease_ttl, start + lease_ttl, stored_name=stored
-                )
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise exception.LockTimeout(name=shown(name), timeout=wait)
-            # Jittered, growing sleeps: contenders do not retry in step, and
-            # a short hold is noticed quickly.
-            concurrency.sleep(min(left, delay * random.uniform(0.5, 1.5)))  # noqa: S311
-            delay = min(delay * 2, _SLEEP_MAX)
+            if token is None:
+                return None
+            return Lease(
+                self, name, token, lease_ttl, start + lease_ttl, stored_name=stored
+            )
+
+        # Jittered, growing sleeps: contenders do not retry in step, and a
+        # short hold is noticed quickly.
+        lease = retry.retrying(
+            retry=tenacity.retry_if_result(lambda got: got is None),
+            stop=retry.stop_at(deadline, time.monotonic),
+            wait=retry.wait_doubling(
+                _SLEEP_FIRST, _SLEEP_MAX, jitter=(0.5, 1.5),
+                deadline=deadline, clock=time.monotonic,
+            ),
+            sleep=concurrency.sleep,
+        )(attempt)
+        if lease is None:
+            raise exception.LockTimeout(name=shown(name), timeout=wait)
+        return lease
 
     # -- life cycle ---------------------------------------------------------
 

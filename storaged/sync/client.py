@@ -41,8 +41,11 @@ import threading
 from typing import Final
 from urllib import parse as urlparse
 
+import tenacity
+
 from storaged import exception
 from storaged.common import headerbytes
+from storaged.common import retry
 from storaged.sync import realms as realms_mod
 
 LOG = logging.getLogger(__name__)
@@ -78,6 +81,10 @@ class SyncRequestError(exception.StoragedError):
     """A request to a sync target failed (no answer, timeout, bad answer)."""
 
     msg_fmt = "%(method)s %(url)s: %(reason)s"
+
+
+class _StaleConnection(SyncRequestError):
+    """A kept-alive connection had been closed by the server: send again."""
 
 
 class TargetError(exception.StoragedError):
@@ -233,17 +240,17 @@ class HttpClient:
         key = (scheme, host, port)
         target = url if (self.proxies and scheme == "http") else path
         shown = shown_url or url
-        for attempt in (1, 2):
+
+        def send() -> Response:
             conn, reused = self._take(key)
             try:
                 response = self._send(conn, method, target, headers, body)
             except _STALE as err:
                 conn.close()
-                if reused and attempt == 1:
-                    LOG.debug("Kept-alive connection to %s:%d was closed; "
-                              "sending again", host, port)
-                    continue
-                raise SyncRequestError(
+                # Only a kept-alive connection may have been closed by the
+                # server meanwhile: that one is worth sending again on.
+                stale = _StaleConnection if reused else SyncRequestError
+                raise stale(
                     method=method, url=shown, reason="connection lost: %s" % err
                 ) from err
             except TimeoutError as err:
@@ -265,7 +272,18 @@ class HttpClient:
             else:
                 conn.close()
             return response[0]
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def resending(retry_state: tenacity.RetryCallState) -> None:
+            LOG.debug("Kept-alive connection to %s:%d was closed; "
+                      "sending again", host, port)
+
+        # Sent at most twice; a second stale connection is an error.
+        sent: Response = retry.retrying(
+            retry=tenacity.retry_if_exception_type(_StaleConnection),
+            stop=tenacity.stop_after_attempt(2),
+            before_sleep=resending,
+        )(send)
+        return sent
 
     def _send(
         self,
