@@ -4,7 +4,8 @@ The target sits behind :class:`FaultProxy`, which answers 500s, hangs past
 the request timeout, fails one request in three, or slows every request
 down.  Whatever happens, the sync point never runs ahead of what the target
 confirmed (checked row by row against the target after every pass and every
-kill), and once the target is healthy the target equals the source.
+kill), and once the target is healthy the target equals the source.  The sync daemons
+run on each concurrency backend (the servers are shared by both).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 
 import pytest
 
+from storaged import concurrency
 from storaged.sync.engine import owner_ordinal
 from tests.functional.api.apiserver import ApiServer
 from tests.functional.sync.cluster import SYNC_KEY
@@ -26,6 +28,9 @@ from tests.functional.sync.cluster import wait_for
 from tests.functional.sync.cluster import write_realms_with
 
 pytest.importorskip("swiftclient")
+
+#: SIGKILL trials per concurrency backend.
+KILL_TRIALS = 10
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +55,16 @@ def _pair(source, target, name):
     return source.connection()
 
 
-def test_outage_then_recovery_converges_without_running_ahead(env):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_outage_then_recovery_converges_without_running_ahead(env, backend):
     source, target, proxy = env
-    name = "outage"
+    name = "outage-" + backend
     src = _pair(source, target, name)
     for i in range(30):
         src.put_object(name, "o%02d" % i, b"value %d" % i)
     for i in range(5):
         src.delete_object(name, "o%02d" % i)
-    daemon = SyncDaemon(source, name="d-outage", request_timeout=1,
+    daemon = SyncDaemon(source, name="d-" + name, backend=backend, request_timeout=1,
                         max_failures=10, concurrency=4)
     try:
         # 500s: nothing confirmed, nothing recorded as synced, exit status 1.
@@ -104,17 +110,19 @@ def test_outage_then_recovery_converges_without_running_ahead(env):
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points(env):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_sigkill_at_random_points(env, backend):
     source, target, proxy = env
-    name = "killed"
+    name = "killed-" + backend
     src = _pair(source, target, name)
     rng = random.Random(20)
     proxy.delay = 0.04
-    daemon = SyncDaemon(source, name="d-kill", interval=0.2, concurrency=4)
+    daemon = SyncDaemon(source, name="d-" + name, backend=backend, interval=0.2,
+                        concurrency=4)
     live: set[str] = set()
     killed_mid_pass = 0
     try:
-        for trial in range(20):
+        for trial in range(KILL_TRIALS):
             # Changes of every kind: new, overwritten, deleted, re-created.
             for i in range(25):
                 obj = "k%03d" % rng.randrange(60)
@@ -139,20 +147,22 @@ def test_sigkill_at_random_points(env):
             open(daemon.log, "w").close()
             open(daemon.dir + "/stdout", "w").close()
         # The kills did land inside passes, not only between them.
-        assert killed_mid_pass >= 5, killed_mid_pass
+        assert killed_mid_pass >= KILL_TRIALS // 4 + 1, killed_mid_pass
     finally:
         proxy.delay = 0.0
         daemon.kill()
 
 
 @pytest.mark.slow
-def test_three_workers_split_and_take_over_a_dead_ones_share(env):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_three_workers_split_and_take_over_a_dead_ones_share(env, backend):
     source, target, proxy = env
-    name = "split"
+    name = "split-" + backend
     src = _pair(source, target, name)
     proxy.delay = 0.05
-    workers = [SyncDaemon(source, name="w%d" % i, worker=i, interval=0.5,
-                          concurrency=2) for i in range(3)]
+    workers = [SyncDaemon(source, name="w%d-%s" % (i, backend), worker=i,
+                          backend=backend, interval=0.5, concurrency=2)
+               for i in range(3)]
     try:
         for w in workers:
             w.start()
