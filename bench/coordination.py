@@ -64,11 +64,11 @@ concurrency.setup("threading")
 import tooz.coordination as tooz_coordination  # noqa: E402
 
 from storaged.coordination import Coordinator  # noqa: E402
-from tests.coord_servers import EtcdServer  # noqa: E402
-from tests.coord_servers import ZooKeeperServer  # noqa: E402
 from tests.functional.coordination import helpers  # noqa: E402
+from tests.servers import EtcdServer  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
 from tests.servers import ServerMissing  # noqa: E402
+from tests.servers import ZooKeeperServer  # noqa: E402
 
 TTL = 4
 HEARTBEAT = 1.0

@@ -16,4 +16,4 @@ from storaged import concurrency
 
 concurrency.setup("threading")
 
-pytest_plugins = ["tests.servers", "tests.coord_servers"]
+pytest_plugins = ["tests.servers"]

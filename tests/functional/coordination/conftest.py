@@ -1,9 +1,9 @@
 """Fixtures of the coordination functional tests.
 
-The servers come from ``tests.servers`` (Redis) and ``tests.coord_servers``
-(etcd, ZooKeeper), plugins of the whole suite: each is started once per
-session, privately, and the tests that need a missing one are skipped (or
-fail with ``STORAGED_REQUIRE_SERVERS=1``).
+The servers (Redis, etcd, ZooKeeper) come from ``tests.servers``, a plugin
+of the whole suite: each is started once per session, privately, and the
+tests that need a missing one are skipped (or fail with
+``STORAGED_REQUIRE_SERVERS=1``).
 """
 
 from __future__ import annotations

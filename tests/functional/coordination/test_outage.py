@@ -13,11 +13,11 @@ import time
 import pytest
 
 from storaged.coordination import CoordinationUnavailable
-from tests.coord_servers import EtcdServer
-from tests.coord_servers import ZooKeeperServer
 from tests.functional.coordination import helpers
+from tests.servers import EtcdServer
 from tests.servers import RedisServer
 from tests.servers import ServerMissing
+from tests.servers import ZooKeeperServer
 from tests.servers import skip_or_fail
 
 HEARTBEAT = 0.5
