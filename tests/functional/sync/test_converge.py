@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from storaged import concurrency
 from tests.functional.api.apiserver import ApiServer
 from tests.functional.sync.cluster import SYNC_KEY
 from tests.functional.sync.cluster import SyncDaemon
@@ -94,14 +95,16 @@ def test_every_change_converges(servers, form):
     assert " puts=0 " in last and " failures=0 " in last
 
 
-def test_daemon_follows_changes_and_reports_progress(servers):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_daemon_follows_changes_and_reports_progress(servers, backend):
     source, target = servers
-    name = "live"
+    name = "live-" + backend
     src, dst = source.connection(), target.connection()
     dst.put_container(name, headers={"X-Container-Sync-Key": SYNC_KEY})
-    src.put_container(name, headers={"X-Container-Sync-To": "//us/dst/AUTH_test/live",
-                                     "X-Container-Sync-Key": SYNC_KEY})
-    daemon = SyncDaemon(source, name="d-live").start()
+    src.put_container(name, headers={
+        "X-Container-Sync-To": "//us/dst/AUTH_test/" + name,
+        "X-Container-Sync-Key": SYNC_KEY})
+    daemon = SyncDaemon(source, name="d-" + name, backend=backend).start()
     try:
         for i in range(20):
             src.put_object(name, "o%02d" % i, b"v%d" % i)
@@ -115,10 +118,10 @@ def test_daemon_follows_changes_and_reports_progress(servers):
             "sync", "status", "--format", "json").stdout, what="status caught up")
         result = daemon.manage("sync", "status")
         assert result.returncode == 0, result.stderr
-        assert "AUTH_test/live" in result.stdout
+        assert "AUTH_test/" + name in result.stdout
         metrics = open(daemon.sync["metrics_file"]).read()
-        assert ('storaged_sync_rows_behind{account="AUTH_test",container="live"'
-                in metrics)
+        assert ('storaged_sync_rows_behind{account="AUTH_test",container="%s"'
+                % name in metrics)
         assert SYNC_KEY not in open(daemon.log).read()
     finally:
         assert daemon.stop() == 0, daemon.output()

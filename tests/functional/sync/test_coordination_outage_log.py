@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from storaged import concurrency
 from tests.functional.api.apiserver import ApiServer
 from tests.functional.sync.cluster import SYNC_KEY
 from tests.functional.sync.cluster import SyncDaemon
@@ -50,7 +51,8 @@ def _loud(lines):
 
 
 @pytest.mark.slow
-def test_outage_is_three_kinds_of_line(tmp_path):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_outage_is_three_kinds_of_line(tmp_path, backend):
     redis = RedisServer()
     try:
         redis.start()
@@ -62,7 +64,7 @@ def test_outage_is_three_kinds_of_line(tmp_path):
     source = ApiServer(tmp_path / "source")
     write_realms(source.realms, target)
     source.start()
-    daemon = SyncDaemon(source, interval=0.5)
+    daemon = SyncDaemon(source, backend=backend, interval=0.5)
     with open(daemon.conf) as f:
         text = f.read()
     text = re.sub(r"backend_url = .*", "backend_url = %s\nmax_reconnect_backoff = 1"

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from storaged import concurrency
 from storaged.common import status
 from tests.functional.api.apiserver import ApiServer
 from tests.functional.sync.cluster import SYNC_KEY
@@ -32,14 +33,15 @@ def _records(daemon):
     return proc, json.loads(proc.stdout)["containers"]
 
 
-def test_a_killed_workers_record_turns_late(tmp_path):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_a_killed_workers_record_turns_late(tmp_path, backend):
     for name in ("target", "source"):
         (tmp_path / name).mkdir()
     target = ApiServer(tmp_path / "target").start()
     source = ApiServer(tmp_path / "source")
     write_realms(source.realms, target)
     source.start()
-    daemon = SyncDaemon(source, interval=INTERVAL)
+    daemon = SyncDaemon(source, backend=backend, interval=INTERVAL)
     try:
         target.connection().put_container(
             "c", headers={"X-Container-Sync-Key": SYNC_KEY})
