@@ -12,7 +12,7 @@ The clients run in this process, on the same machine: on a small machine
 they compete with the server for CPU, so the figures are a floor, not the
 server's ceiling.  Nothing is asserted.
 
-Usage: python bench/api.py [--quick] [--backend eventlet|threading|both]
+Usage: python -m bench.api [--quick] [--backend eventlet|threading|both]
                            [--workers N] [--reps N]
 """
 
@@ -29,10 +29,7 @@ import threading
 import time
 from urllib import parse as urlparse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from tests.functional.api.apiserver import ApiServer  # noqa: E402
+from tests.functional.api.apiserver import ApiServer
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -28,7 +28,7 @@ Fill and hit
 The host is shared and noisy: only medians and same-run ratios mean much.
 Nothing is asserted: this prints, it does not judge.
 
-Usage: python bench/cache.py [--quick] [--reps N] [--dir DIR]
+Usage: python -m bench.cache [--quick] [--reps N] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -43,10 +43,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from storaged import concurrency  # noqa: E402
+from storaged import concurrency
 
 concurrency.setup("threading")
 

@@ -19,7 +19,7 @@ catalog).  Listing figures are in rows/s.  The host is shared and noisy: only
 medians and same-run ratios mean much.  Nothing is asserted: this prints, it
 does not judge.
 
-Usage: python bench/catalog.py [--ops N] [--reps N] [--synchronous full|normal]
+Usage: python -m bench.catalog [--ops N] [--reps N] [--synchronous full|normal]
 """
 
 from __future__ import annotations
@@ -34,12 +34,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from storaged.catalog import Catalog  # noqa: E402
-from storaged.catalog import ContainerBroker  # noqa: E402
-from storaged.catalog import Timestamp  # noqa: E402
+from storaged.catalog import Catalog
+from storaged.catalog import ContainerBroker
+from storaged.catalog import Timestamp
 
 BARE_SCHEMA = """
 CREATE TABLE objects (

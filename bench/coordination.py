@@ -31,7 +31,7 @@ ms and fsync on; etcd is the Debian build with its defaults.  Medians of
 ``--reps`` repetitions; machines here are shared and noisy, so only medians
 and same-run ratios mean much.  Nothing is asserted.
 
-Usage: python bench/coordination.py [--quick] [--reps N] [--backends LIST]
+Usage: python -m bench.coordination [--quick] [--reps N] [--backends LIST]
                                    [--no-starvation]
 """
 
@@ -53,7 +53,6 @@ from typing import Any
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 os.environ.setdefault("STORAGED_CONCURRENCY_BACKEND", "threading")
 

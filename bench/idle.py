@@ -8,7 +8,7 @@ time of the daemon and its children from /proc over a window.
 
 Targets (SPEC §12): <= 60 MB RSS per daemon, ~0 % CPU.
 
-Usage: python bench/idle.py [--window SECONDS]
+Usage: python -m bench.idle [--window SECONDS]
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ Nothing is asserted: this prints, it does not judge.
 Redis runs on a private redis-server started for the run (AOF, appendfsync
 everysec) and stopped by pid; without the binary the Redis part is skipped.
 
-Usage: python bench/kvs.py [--quick] [--reps N] [--ops N]
+Usage: python -m bench.kvs [--quick] [--reps N] [--ops N]
 """
 
 from __future__ import annotations
@@ -51,10 +51,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from storaged import kvs  # noqa: E402
+from storaged import kvs
 
 VALUE = {
     "id": "f" * 32,

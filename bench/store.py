@@ -31,7 +31,7 @@ glance_store is a benchmark-only dependency, not one of storaged's::
 
 Without it, the storaged figures are still measured and printed.
 
-Usage: python bench/store.py [--quick] [--reps N] [--dir DIR]
+Usage: python -m bench.store [--quick] [--reps N] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -49,14 +49,11 @@ import tempfile
 import time
 from typing import Any
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
 os.environ.setdefault("STORAGED_CONCURRENCY_BACKEND", "threading")
 
-from oslo_config import cfg  # noqa: E402
+from oslo_config import cfg
 
-from storaged import concurrency  # noqa: E402
+from storaged import concurrency
 
 concurrency.setup("threading")
 

@@ -26,7 +26,7 @@ The CPU columns say where the time goes: the target (one
 ``storaged-api`` process by default) is usually the one that is saturated.
 Nothing is asserted.
 
-Usage: python bench/sync.py [--quick] [--concurrency N] [--backend B]
+Usage: python -m bench.sync [--quick] [--concurrency N] [--backend B]
                             [--target-workers N]
 """
 
@@ -42,8 +42,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
 from tests.functional.api.apiserver import REALM_KEY  # noqa: E402
 from tests.functional.api.apiserver import ApiServer  # noqa: E402
 
