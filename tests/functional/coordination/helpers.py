@@ -32,6 +32,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
 BACKENDS = ("file", "redis", "etcd", "zookeeper")
+#: (coordination back end, concurrency backend) of a process under test:
+#: every back end on both, but ZooKeeper, refused under eventlet (kazoo's
+#: threads), on threading only.
+PROCESS_CASES = [
+    (backend, model)
+    for backend in BACKENDS
+    for model in ("eventlet", "threading")
+    if not (backend == "zookeeper" and model == "eventlet")
+]
+PROCESS_IDS = ["-".join(case) for case in PROCESS_CASES]
 #: Redis database the functional tests own (flushed before each test).
 REDIS_DB = 11
 
@@ -194,7 +204,7 @@ class Victim:
     """
 
     def __init__(self, url: str, member: str, state_path: str, *,
-                 concurrency: str = "threading", group: str | None = None,
+                 concurrency: str = "eventlet", group: str | None = None,
                  lock: str | None = None, block: float = 0.0,
                  lock_ttl: int = 4, membership_ttl: int = 4,
                  heartbeat: float = 1.0, partitions: int = 0,

@@ -37,21 +37,22 @@ def test_forced_eviction_is_repaired_within_a_couple_of_beats(
     assert member.stats()["rejoins"] == 1
 
 
-@pytest.mark.parametrize("backend", helpers.BACKENDS)
+@pytest.mark.parametrize(("backend", "concurrency"), helpers.PROCESS_CASES,
+                         ids=helpers.PROCESS_IDS)
 def test_restart_leaves_no_ghost_and_stop_leaves_at_once(
-    request, tmp_path, uid, coordinators, victims, backend
+    request, tmp_path, uid, coordinators, victims, backend, concurrency
 ):
     url = helpers.url_for(request, backend, tmp_path)
     group = "restart-" + uid
     member = "node1:worker-" + uid
     observer = coordinators(url, "node2:observer-" + uid)
     first = victims(url, member, str(tmp_path), group=group, lock_ttl=10,
-                    membership_ttl=10, heartbeat=1.0)
+                    membership_ttl=10, heartbeat=1.0, concurrency=concurrency)
     first.expect("ready")
     first.kill()
     # Restarted at once, long before its old registration could expire.
     again = victims(url, member, str(tmp_path), group=group, lock_ttl=10,
-                    membership_ttl=10, heartbeat=1.0)
+                    membership_ttl=10, heartbeat=1.0, concurrency=concurrency)
     pid = again.expect("ready")["pid"]
     members = observer.get_members(group)
     assert list(members) == [member]

@@ -26,11 +26,14 @@ BLOCK = 8.0
     "backend, concurrency",
     [
         ("file", "eventlet"),
+        ("file", "threading"),
         ("redis", "eventlet"),
-        ("etcd", "eventlet"),
         ("redis", "threading"),
+        ("etcd", "eventlet"),
+        ("etcd", "threading"),
         ("zookeeper", "threading"),
     ],
+    ids=lambda value: value,
 )
 def test_blocked_holder_keeps_lock_and_membership(
     request, tmp_path, uid, coordinators, victims, backend, concurrency

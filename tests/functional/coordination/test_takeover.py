@@ -5,6 +5,8 @@ waiter within the TTL plus one poll (kernel locks: at once), its group
 membership within the membership TTL plus one heartbeat, and its share of
 the partitions with it.  Each budget has a generous margin for a loaded
 machine; the figures themselves are measured by ``bench/coordination.py``.
+The victim runs on each concurrency backend (ZooKeeper: threading only, as
+eventlet refuses it).
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ PARTITIONS = 64
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", helpers.BACKENDS)
+@pytest.mark.parametrize(("backend", "concurrency"), helpers.PROCESS_CASES,
+                         ids=helpers.PROCESS_IDS)
 def test_sigkilled_holder_lock_and_share_are_taken_over(
-    request, tmp_path, uid, coordinators, victims, backend
+    request, tmp_path, uid, coordinators, victims, backend, concurrency
 ):
     url = helpers.url_for(request, backend, tmp_path)
     group, name = "takeover-" + uid, "takeover-lock-" + uid
     victim = victims(url, "node1:victim-" + uid, str(tmp_path), group=group, lock=name,
-                     lock_ttl=TTL, membership_ttl=TTL, heartbeat=HEARTBEAT)
+                     lock_ttl=TTL, membership_ttl=TTL, heartbeat=HEARTBEAT,
+                     concurrency=concurrency)
     victim.expect("ready")
     survivor = coordinators(url, "node2:survivor-" + uid, lock_ttl=TTL,
                             membership_ttl=TTL, heartbeat_interval=HEARTBEAT)
@@ -73,9 +77,13 @@ def test_sigkilled_holder_lock_and_share_are_taken_over(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["redis", "etcd", "zookeeper"])
+@pytest.mark.parametrize(
+    ("backend", "concurrency"),
+    [case for case in helpers.PROCESS_CASES if case[0] != "file"],
+    ids=[i for i in helpers.PROCESS_IDS if not i.startswith("file-")],
+)
 def test_frozen_holder_learns_that_its_lock_was_lost(
-    request, tmp_path, uid, coordinators, victims, backend
+    request, tmp_path, uid, coordinators, victims, backend, concurrency
 ):
     """SIGSTOP freezes every thread, the heartbeat one included.
 
@@ -87,7 +95,8 @@ def test_frozen_holder_learns_that_its_lock_was_lost(
     url = helpers.url_for(request, backend, tmp_path)
     group, name = "frozen-" + uid, "frozen-lock-" + uid
     victim = victims(url, "node1:victim-" + uid, str(tmp_path), group=group, lock=name,
-                     lock_ttl=TTL, membership_ttl=TTL, heartbeat=HEARTBEAT)
+                     lock_ttl=TTL, membership_ttl=TTL, heartbeat=HEARTBEAT,
+                     concurrency=concurrency)
     old = victim.expect("ready")["token"]
     other = coordinators(url, "node2:other-" + uid, lock_ttl=TTL,
                          membership_ttl=TTL, heartbeat_interval=HEARTBEAT)

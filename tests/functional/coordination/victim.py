@@ -18,7 +18,7 @@ def main() -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--member", required=True)
     parser.add_argument("--state-path", required=True)
-    parser.add_argument("--concurrency", default="threading")
+    parser.add_argument("--concurrency", default="eventlet")
     parser.add_argument("--group")
     parser.add_argument("--lock")
     parser.add_argument("--block", type=float, default=0.0)
