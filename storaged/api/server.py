@@ -579,6 +579,14 @@ def serve_worker(
 
     def reload() -> None:
         reopen_log_files()
+        # As oslo.service does for the periodic daemons: the options marked
+        # mutable take their new values (oslo.config logs each change, and
+        # a change to any other option as ignored).
+        try:
+            conf.mutate_config_files()
+        except Exception:
+            LOG.exception("SIGHUP: the configuration files could not be "
+                          "read again; keeping the current options")
         if realms is not None:
             LOG.info("SIGHUP: log files reopened, container-sync realms re-read")
             realms.reload()

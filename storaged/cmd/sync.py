@@ -14,6 +14,7 @@ storaged.cmd.sync --config-file ...``.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from oslo_config import cfg
 
@@ -85,14 +86,18 @@ def main(argv: list[str] | None = None) -> int:
             interval=None if conf.once else group.interval,
         )
 
+        def mutated(conf: cfg.ConfigOpts, changed: dict[Any, Any]) -> None:
+            # SIGHUP: conf.mutate_config_files() found these mutable
+            # options changed; each goes to the object that uses it.
+            service.apply_changes(
+                changed, "sync", (settings, worker, http),
+                renames={"request_timeout": "timeout"},
+            )
+
+        conf.register_mutate_hook(mutated)
+
         def reload(conf: cfg.ConfigOpts) -> None:
-            settings.concurrency = conf.sync.concurrency
-            settings.container_time = conf.sync.container_time
-            settings.max_failures = conf.sync.max_failures
-            http.timeout = conf.sync.request_timeout
-            worker.report_interval = conf.sync.report_interval
-            worker.interval = conf.sync.interval
-            realms.reload()
+            realms.reload()  # a file of its own, re-read at every SIGHUP
 
         return service.run_daemon(
             conf, worker, lambda: conf.sync.interval,

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 import logging
 import os
 import random
@@ -374,7 +376,14 @@ class PeriodicService(oslo_service.Service):  # type: ignore[misc,name-defined]
         LOG.info("%s stopped", self.worker.name)
 
     def reset(self) -> None:
-        """SIGHUP (oslo.service ``mutate``): options re-read, logs reopened."""
+        """SIGHUP: logs reopened, the reload hook called.
+
+        oslo.service's launcher (``restart_method="mutate"``) has called
+        ``conf.mutate_config_files()`` just before: the options marked
+        ``mutable`` hold their new values (each change logged, and the
+        mutate hooks registered on ``conf`` run), and a change to any other
+        option is logged as ignored.
+        """
         _reopen_log_files()
         if self.reload_hook is not None:
             self.reload_hook(self.conf)
@@ -435,6 +444,37 @@ def _reopen_log_files() -> None:
                 handler.close()
             finally:
                 handler.release()
+
+
+def apply_changes(
+    changed: Mapping[tuple[str | None, str], tuple[Any, Any]],
+    group: str,
+    targets: Sequence[object],
+    renames: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Set the new value of each changed option of ``group`` on its target.
+
+    A mutate hook (``conf.register_mutate_hook``) calls this with what
+    ``conf.mutate_config_files()`` found changed: only options declared
+    ``mutable=True`` ever appear there, so marking an option mutable is
+    what makes it reloadable.  An option goes to the first target with an
+    attribute of its name (or of ``renames[name]``).
+
+    :returns: the names of the options applied.
+    """
+    applied = []
+    for (opt_group, name), (_old, new) in sorted(
+        changed.items(), key=lambda item: (item[0][0] or "", item[0][1])
+    ):
+        if opt_group != group:
+            continue
+        attr = (renames or {}).get(name, name)
+        for target in targets:
+            if hasattr(target, attr):
+                setattr(target, attr, new)
+                applied.append(name)
+                break
+    return applied
 
 
 def run_daemon(
