@@ -23,6 +23,7 @@ import time
 
 import pytest
 
+from storaged import concurrency
 from storaged import kvs
 from storaged.common import config
 from tests.servers import RedisServer
@@ -35,7 +36,9 @@ CASES = [
     ("file", "eventlet"),
     ("file", "threading"),
     ("redis", "eventlet"),
+    ("redis", "threading"),
     ("etcd", "eventlet"),
+    ("etcd", "threading"),
     ("zookeeper", "threading"),
 ]
 
@@ -209,8 +212,9 @@ def test_agents_join_publish_and_leave_without_ghosts(request, tmp_path, nodes,
     assert _member_ids(b.members()) == set()
 
 
-def test_once_publishes_one_view_and_leaves(tmp_path, nodes):
-    a = nodes("node-a", "file://%s" % (tmp_path / "coord"), "eventlet", "once")
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_once_publishes_one_view_and_leaves(tmp_path, nodes, backend):
+    a = nodes("node-a", "file://%s" % (tmp_path / "coord"), backend, "once")
     result = subprocess.run(
         [sys.executable, "-m", "storaged.cmd.heartbeat", "--config-file",
          str(a.conf), "--once"],
@@ -226,8 +230,9 @@ def test_once_publishes_one_view_and_leaves(tmp_path, nodes):
     assert records[0]["last_pass"]["counters"]["members"] == 1
 
 
-def test_watchdog_is_fed(tmp_path, nodes):
-    a = nodes("node-a", "file://%s" % (tmp_path / "coord"), "eventlet", "wd")
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_watchdog_is_fed(tmp_path, nodes, backend):
+    a = nodes("node-a", "file://%s" % (tmp_path / "coord"), backend, "wd")
     sock_path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(sock_path)
@@ -250,14 +255,15 @@ def test_watchdog_is_fed(tmp_path, nodes):
     assert messages.count("WATCHDOG=1") >= 5, messages
 
 
-def test_agent_survives_a_backend_outage(tmp_path, nodes):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_agent_survives_a_backend_outage(tmp_path, nodes, backend):
     server = RedisServer()
     try:
         server.start()
     except ServerMissing as err:
         skip_or_fail(str(err))
     try:
-        a = nodes("node-a", server.url, "eventlet", "outage")
+        a = nodes("node-a", server.url, backend, "outage")
         a.start()
         wait_for(lambda: _member_ids(a.members()) == {"node-a:heartbeat"},
                  what=lambda: "joined\n" + a.output())
@@ -284,7 +290,9 @@ def test_agent_survives_a_backend_outage(tmp_path, nodes):
         server.stop()
 
 
-def test_agent_started_while_the_backend_is_down_joins_later(tmp_path, nodes):
+@pytest.mark.parametrize("backend", concurrency.BACKENDS)
+def test_agent_started_while_the_backend_is_down_joins_later(tmp_path, nodes,
+                                                             backend):
     server = RedisServer()
     try:
         server.start()
@@ -292,7 +300,7 @@ def test_agent_started_while_the_backend_is_down_joins_later(tmp_path, nodes):
         skip_or_fail(str(err))
     try:
         server.kill()
-        a = nodes("node-a", server.url, "eventlet", "late")
+        a = nodes("node-a", server.url, backend, "late")
         a.start()
         wait_for(lambda: a.log.exists() and "once it is reachable" in a.log.read_text(),
                  what=lambda: "the agent waiting for its back end\n" + a.output())
