@@ -133,8 +133,9 @@ def test_sigterm_gives_up_on_a_stalled_request(tmp_path, backend):
         assert listing == []
 
 
-def test_workers_share_the_socket_and_are_replaced(tmp_path):
-    server = ApiServer(tmp_path, backend="eventlet", api={"workers": "2"})
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_workers_share_the_socket_and_are_replaced(tmp_path, backend):
+    server = ApiServer(tmp_path, backend=backend, api={"workers": "2"})
     with server:
         children = _children(server.proc.pid)
         assert len(children) == 2
@@ -168,8 +169,10 @@ def _children(pid):
         pytest.skip("no /proc/<pid>/task/<pid>/children here")
 
 
-def test_configuration_error_exits_2_before_ready(tmp_path):
-    server = ApiServer(tmp_path, api={"user_test_bad": "k3y .wizard"})
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_configuration_error_exits_2_before_ready(tmp_path, backend):
+    server = ApiServer(tmp_path, backend=backend,
+                       api={"user_test_bad": "k3y .wizard"})
     server.start(wait=False)
     try:
         status = server.proc.wait(30)
@@ -182,11 +185,13 @@ def test_configuration_error_exits_2_before_ready(tmp_path):
         server.kill()
 
 
-def test_port_in_use_exits_1(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_port_in_use_exits_1(tmp_path, backend):
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen(1)
-    server = ApiServer(tmp_path, api={"bind_port": str(blocker.getsockname()[1])})
+    server = ApiServer(tmp_path, backend=backend,
+                       api={"bind_port": str(blocker.getsockname()[1])})
     server.start(wait=False)
     try:
         assert server.proc.wait(30) == 1
@@ -204,8 +209,9 @@ def _alive(pid):
         return False
 
 
-def test_workers_stop_when_the_parent_is_killed(tmp_path):
-    server = ApiServer(tmp_path, backend="threading", api={"workers": "2"})
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_workers_stop_when_the_parent_is_killed(tmp_path, backend):
+    server = ApiServer(tmp_path, backend=backend, api={"workers": "2"})
     with server:
         children = _children(server.proc.pid)
         assert len(children) == 2

@@ -19,9 +19,9 @@ from swiftclient import client as swift  # noqa: E402
 MiB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = ApiServer(tmp_path_factory.mktemp("api"), backend="eventlet")
+@pytest.fixture(scope="module", params=["eventlet", "threading"])
+def server(request, tmp_path_factory):
+    srv = ApiServer(tmp_path_factory.mktemp("api"), backend=request.param)
     srv.start()
     yield srv
     status = srv.stop()

@@ -24,9 +24,9 @@ pytest.importorskip("swiftclient")
 SYNC_KEY = "the-container-sync-key"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = ApiServer(tmp_path_factory.mktemp("sync"))
+@pytest.fixture(scope="module", params=["eventlet", "threading"])
+def server(request, tmp_path_factory):
+    srv = ApiServer(tmp_path_factory.mktemp("sync"), backend=request.param)
     srv.start()
     conn = srv.connection()
     conn.put_container("dst", headers={"X-Container-Sync-Key": SYNC_KEY})
