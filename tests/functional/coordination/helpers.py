@@ -196,34 +196,17 @@ def zk_tree(url: str) -> set[str]:
     return found
 
 
-class Victim:
-    """A coordinator in a process of its own (``victim.py``), driven by lines.
+class Child:
+    """A test process run with ``-m``, driven by lines on its stdin.
 
     It prints one JSON object per event on stdout; :meth:`expect` waits for
-    one.  Its log goes to ``log_path``.
+    one.  Its log (if it writes one) goes to ``log_path``.
     """
 
-    def __init__(self, url: str, member: str, state_path: str, *,
-                 concurrency: str = "eventlet", group: str | None = None,
-                 lock: str | None = None, block: float = 0.0,
-                 lock_ttl: int = 4, membership_ttl: int = 4,
-                 heartbeat: float = 1.0, partitions: int = 0,
-                 settle_time: float = 0.0) -> None:
+    def __init__(self, member: str, args: list[str], log_path: str = "") -> None:
         self.member = member
-        log_name = "victim-%s.log" % member.replace(":", "_")
-        self.log_path = os.path.join(state_path, log_name)
-        self.args = [
-            sys.executable, "-m", "tests.functional.coordination.victim",
-            "--url", url, "--member", member, "--state-path", state_path,
-            "--concurrency", concurrency, "--lock-ttl", str(lock_ttl),
-            "--membership-ttl", str(membership_ttl), "--heartbeat", str(heartbeat),
-            "--block", str(block), "--log-file", self.log_path,
-            "--partitions", str(partitions), "--settle-time", str(settle_time),
-        ]
-        if group:
-            self.args += ["--group", group]
-        if lock:
-            self.args += ["--lock", lock]
+        self.args = [sys.executable, "-m", *args]
+        self.log_path = log_path
         self.process: subprocess.Popen[str] | None = None
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
 
@@ -232,7 +215,7 @@ class Victim:
         assert self.process is not None
         return self.process.pid
 
-    def start(self) -> Victim:
+    def start(self) -> Child:
         env = dict(os.environ)
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         env.pop("STORAGED_CONCURRENCY_BACKEND", None)
@@ -260,17 +243,19 @@ class Victim:
             try:
                 event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
-                pytest.fail("victim %s: no %r event in %ss; output: %s; log: %s"
+                pytest.fail("%s: no %r event in %ss; output: %s; log: %s"
                             % (self.member, name, timeout, output[-20:], self.log()))
             if event["event"] == name:
                 return event
             if event["event"] == "output":
                 output.append(event["line"])
             elif event["event"] == "exit":
-                pytest.fail("victim %s exited before %r; output: %s; log: %s"
+                pytest.fail("%s exited before %r; output: %s; log: %s"
                             % (self.member, name, output[-20:], self.log()))
 
     def log(self) -> str:
+        if not self.log_path:
+            return ""
         try:
             with open(self.log_path) as f:
                 return f.read()[-3000:]
@@ -287,6 +272,45 @@ class Victim:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for the exit status (SIGKILL after ``timeout``)."""
+        assert self.process is not None
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return int(self.process.returncode)
+
+
+class Victim(Child):
+    """A coordinator in a process of its own (``victim.py``), driven by lines.
+
+    It prints one JSON object per event on stdout; :meth:`expect` waits for
+    one.  Its log goes to ``log_path``.
+    """
+
+    def __init__(self, url: str, member: str, state_path: str, *,
+                 concurrency: str = "eventlet", group: str | None = None,
+                 lock: str | None = None, block: float = 0.0,
+                 lock_ttl: int = 4, membership_ttl: int = 4,
+                 heartbeat: float = 1.0, partitions: int = 0,
+                 settle_time: float = 0.0) -> None:
+        log_name = "victim-%s.log" % member.replace(":", "_")
+        log_path = os.path.join(state_path, log_name)
+        args = [
+            "tests.functional.coordination.victim",
+            "--url", url, "--member", member, "--state-path", state_path,
+            "--concurrency", concurrency, "--lock-ttl", str(lock_ttl),
+            "--membership-ttl", str(membership_ttl), "--heartbeat", str(heartbeat),
+            "--block", str(block), "--log-file", log_path,
+            "--partitions", str(partitions), "--settle-time", str(settle_time),
+        ]
+        if group:
+            args += ["--group", group]
+        if lock:
+            args += ["--lock", lock]
+        super().__init__(member, args, log_path)
 
     def stop(self, timeout: float = 30.0) -> int:
         """Ask for a clean stop; return the exit status."""
