@@ -134,7 +134,12 @@ def test_sigkill_at_random_points(env, backend):
                     live.add(obj)
             forwarded = proxy.forwarded
             daemon.start()
-            time.sleep(rng.uniform(0.6, 2.0))
+            # Kill a moment after the pass started sending, however long the
+            # start-up took on a busy machine (a fixed sleep could end before).
+            deadline = time.monotonic() + 60
+            while proxy.forwarded == forwarded and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.2))
             daemon.kill()
             point1, _p2 = assert_no_run_ahead(daemon, target, name)
             if proxy.forwarded > forwarded and point1 < _max_row(daemon, name):
