@@ -65,7 +65,13 @@ def _setup(tmp_path, **cache):
 def _done(conf):
     cache_dir = conf.cache.cache_dir
     entries = [n for n in os.listdir(cache_dir) if len(n) == 64]
-    sizes = sum(os.path.getsize(os.path.join(cache_dir, n)) for n in entries)
+    sizes = 0
+    for name in entries:
+        try:
+            sizes += os.path.getsize(os.path.join(cache_dir, name))
+        except FileNotFoundError:
+            return False  # pruned between the listing and now: not settled
+
     return (
         not os.listdir(os.path.join(cache_dir, "queue"))
         and not os.listdir(os.path.join(cache_dir, "incomplete"))
