@@ -55,7 +55,7 @@ from oslo_config import cfg  # noqa: E402
 from storaged.catalog import Catalog  # noqa: E402
 from storaged.catalog import Timestamp  # noqa: E402
 from storaged.common import config  # noqa: E402
-from storaged.objects import ObjectService  # noqa: E402
+from storaged.objects import ObjectRepository  # noqa: E402
 
 KiB = 1024
 SYNC_KEY = "bench-sync-key"
@@ -98,7 +98,7 @@ class Source:
         parsed = config.prepare_service(["--config-file", self.conf], prog="bench",
                                         setup_logging=False, conf=cfg.ConfigOpts())
         self.catalog_path = parsed.catalog.path
-        self.service = ObjectService.from_conf(parsed)
+        self.service = ObjectRepository.from_conf(parsed)
 
     def container(self, name: str, target: ApiServer) -> None:
         target.connection().put_container(

@@ -66,7 +66,7 @@ from storaged.api.protocol import status_line
 from storaged.api.protocol import text_to_wsgi
 from storaged.api.protocol import wsgi_to_text
 from storaged.catalog import MAX_LIMIT
-from storaged.objects.service import ObjectService
+from storaged.objects.repository import ObjectRepository
 from storaged.sync import realms as realms_mod
 
 LOG = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class Application:
 
     def __init__(
         self,
-        service: ObjectService,
+        service: ObjectRepository,
         authority: auth.TokenAuthority,
         realms: realms_mod.Realms,
         settings: Settings | None = None,
@@ -442,7 +442,7 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
 
 def make_app(
     conf: cfg.ConfigOpts,
-    service: ObjectService | None = None,
+    service: ObjectRepository | None = None,
     authority: auth.TokenAuthority | None = None,
 ) -> Application:
     """Build the application from a parsed configuration.
@@ -457,7 +457,7 @@ def make_app(
         authority = authority_from_conf(conf)
     realms = realms_mod.Realms.load(conf.sync.realms_conf)
     if service is None:
-        service = ObjectService.from_conf(conf)
+        service = ObjectRepository.from_conf(conf)
     return Application(service, authority, realms, settings_from_conf(conf))
 
 

@@ -20,7 +20,7 @@ from storaged.api import body
 from storaged.api.protocol import HTTPError
 from storaged.api.protocol import error
 from storaged.catalog import TimestampConflict
-from storaged.objects.service import EtagMismatch
+from storaged.objects.repository import EtagMismatch
 from storaged.objectstore.driver import InvalidRange
 from storaged.objectstore.driver import SizeMismatch
 from storaged.sync.realms import InvalidSyncTo

@@ -59,8 +59,8 @@ from storaged.catalog import SYNC_TO_KEY
 from storaged.catalog import ContainerInfo
 from storaged.catalog import Subdir
 from storaged.catalog import Timestamp
-from storaged.objects.service import ObjectInfo
-from storaged.objects.service import ObjectService
+from storaged.objects.repository import ObjectInfo
+from storaged.objects.repository import ObjectRepository
 from storaged.sync import realms as realms_mod
 
 LOG = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class Handlers:
 
     def __init__(
         self,
-        service: ObjectService,
+        service: ObjectRepository,
         realms: realms_mod.Realms,
         settings: Settings,
     ) -> None:

@@ -14,7 +14,7 @@ true``)::
     Queue(cache.cache_dir).add({"object": "a/c/o"})
 
 See ``docs/cache.rst`` for the layout, the guarantees and the commands;
-:mod:`storaged.cache.service` wires the passes into ``storaged-cache``.
+:mod:`storaged.cache.daemon` wires the passes into ``storaged-cache``.
 """
 
 from __future__ import annotations

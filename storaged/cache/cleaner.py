@@ -40,7 +40,7 @@ from storaged.cache.layout import TEMP_NAME_RE
 from storaged.cache.locking import MaintenanceLock
 
 if TYPE_CHECKING:
-    from storaged.common.service import PassContext
+    from storaged.common.daemon import PassContext
 
 LOG = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Cleaner:
         self.dry_run = dry_run
 
     def run_pass(self, ctx: PassContext) -> None:
-        """One pass for :class:`~storaged.common.service.PeriodicService`."""
+        """One pass for :class:`~storaged.common.daemon.PeriodicService`."""
         result = ctx.run_item(
             "clean %s" % self.cache.cache_dir, self.clean,
             stopping=lambda: ctx.stopping,

@@ -27,7 +27,7 @@ from storaged.cache.layout import INCOMPLETE
 from storaged.cache.layout import INVALID
 from storaged.cache.layout import SUBDIRS
 from storaged.cache.layout import validate_entry_id
-from storaged.cache.metadata import MetadataStore
+from storaged.cache.metadata import MetadataBackend
 
 MiB = 1024 * 1024
 DEFAULT_CHUNK_SIZE = MiB
@@ -106,7 +106,7 @@ class CacheDirectory:
                 group="cache",
                 option="cache_dir",
             ) from err
-        self.meta: MetadataStore = metadata_mod.open_store(
+        self.meta: MetadataBackend = metadata_mod.open_store(
             self.cache_dir, metadata_store
         )
 

@@ -13,7 +13,7 @@ access          ``hits`` and ``last_access`` (ns, recorded by storaged;
                 ``relatime`` mounts make it meaningless)
 ==============  ===========================================================
 
-:class:`XattrStore` keeps them in two user xattrs of the entry file
+:class:`XattrMetadata` keeps them in two user xattrs of the entry file
 (``user.storaged.cache.meta``, JSON, and ``user.storaged.cache.access``,
 ``b"<hits> <last_access_ns>"``), so they travel with the file through the
 rename that commits it and vanish with it.  A hit is a read-modify-write of
@@ -21,7 +21,7 @@ the access xattr; it runs under an exclusive ``flock`` of the entry, taken
 on the reader's own open file, so concurrent readers (threads or processes)
 never lose a hit.
 
-:class:`IndexStore` keeps the same fields in ``cache_dir/.index.sqlite``
+:class:`IndexMetadata` keeps the same fields in ``cache_dir/.index.sqlite``
 (WAL); a hit is one ``UPDATE ... SET hits = hits + 1``, atomic in sqlite.
 A row is written before the file is renamed into place; a row without a
 file is dropped by the cleaner, a file without a row is adopted (hits 0, last
@@ -131,7 +131,7 @@ def parse_access(raw: bytes | None) -> tuple[int, int | None]:
         return 0, None
 
 
-class MetadataStore(abc.ABC):
+class MetadataBackend(abc.ABC):
     """Where entry metadata lives; see the module docstring."""
 
     #: ``xattr`` or ``index``
@@ -182,7 +182,7 @@ class MetadataStore(abc.ABC):
         return None
 
 
-class XattrStore(MetadataStore):
+class XattrMetadata(MetadataBackend):
     """Metadata in user extended attributes of each entry file."""
 
     kind = "xattr"
@@ -258,7 +258,7 @@ _SCHEMA = (
 )
 
 
-class IndexStore(MetadataStore):
+class IndexMetadata(MetadataBackend):
     """Metadata in an sqlite index, for filesystems without user xattrs.
 
     :param path: the database file (``cache_dir/.index.sqlite``).
@@ -390,7 +390,7 @@ def probe_xattr(directory: str) -> bool:
             pass
 
 
-def open_store(directory: str, mode: str = "auto") -> MetadataStore:
+def open_store(directory: str, mode: str = "auto") -> MetadataBackend:
     """Open the metadata store of a cache directory.
 
     :param mode: ``auto``, ``xattr`` or ``index`` (``[cache] metadata_store``).
@@ -403,7 +403,7 @@ def open_store(directory: str, mode: str = "auto") -> MetadataStore:
         )
     if mode != "index":
         if probe_xattr(directory):
-            return XattrStore()
+            return XattrMetadata()
         if mode == "xattr":
             raise exception.ConfigError(
                 "the filesystem of %s has no user extended attributes (mount it "
@@ -418,4 +418,4 @@ def open_store(directory: str, mode: str = "auto") -> MetadataStore:
             directory,
             os.path.join(directory, INDEX_FILE),
         )
-    return IndexStore(os.path.join(directory, INDEX_FILE))
+    return IndexMetadata(os.path.join(directory, INDEX_FILE))

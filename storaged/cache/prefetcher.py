@@ -40,7 +40,7 @@ from storaged.cache.ref import CacheRef
 from storaged.cache.ref import Fetch
 
 if TYPE_CHECKING:
-    from storaged.common.service import PassContext
+    from storaged.common.daemon import PassContext
 
 LOG = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ class Prefetcher:
         self.queue = Queue(cache.cache_dir)
 
     def run_pass(self, ctx: PassContext) -> None:
-        """One pass for :class:`~storaged.common.service.PeriodicService`."""
+        """One pass for :class:`~storaged.common.daemon.PeriodicService`."""
         items = concurrency.run_blocking(self.queue.items)
         ctx.count("queued", len(items))
 

@@ -51,7 +51,7 @@ from storaged.cache.usage import Snapshot as Snapshot
 from storaged.cache.usage import scan as scan
 
 if TYPE_CHECKING:
-    from storaged.common.service import PassContext
+    from storaged.common.daemon import PassContext
 
 LOG = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class Pruner:
         self.dry_run = dry_run
 
     def run_pass(self, ctx: PassContext) -> None:
-        """One pass for :class:`~storaged.common.service.PeriodicService`."""
+        """One pass for :class:`~storaged.common.daemon.PeriodicService`."""
         result = ctx.run_item(
             "prune %s" % self.cache.cache_dir,
             self.prune,

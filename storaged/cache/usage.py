@@ -21,7 +21,7 @@ from storaged.cache.layout import ENTRY_ID_RE
 from storaged.cache.layout import INCOMPLETE
 from storaged.cache.layout import INVALID
 from storaged.cache.layout import INVALID_NAME_RE
-from storaged.cache.metadata import MetadataStore
+from storaged.cache.metadata import MetadataBackend
 
 #: how long a process trusts its estimate of the cache's size
 USAGE_TTL = 10.0
@@ -38,7 +38,7 @@ class CacheDir(Protocol):
     """What a measurement needs of a cache: its directory and metadata."""
 
     cache_dir: str
-    meta: MetadataStore
+    meta: MetadataBackend
 
 
 @dataclasses.dataclass

@@ -41,7 +41,7 @@ def check_cache(conf: cfg.ConfigOpts, sources: Any) -> None:
     :raises storaged.exception.ConfigError: naming the option.
     """
     from storaged import exception
-    from storaged.cache import service
+    from storaged.cache import daemon
 
     if conf.cache.shared_dir and conf.kvs.backend_url.startswith("sqlite:"):
         raise exception.ConfigError(
@@ -50,7 +50,7 @@ def check_cache(conf: cfg.ConfigOpts, sources: Any) -> None:
             group="cache",
             option="shared_dir",
         )
-    service.open_cache(conf).close()
+    daemon.open_cache(conf).close()
 
 
 def _register(conf: cfg.ConfigOpts) -> None:
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         from storaged import kvs
-        from storaged.cache import service as cache_service
-        from storaged.common import service
+        from storaged.cache import daemon as cache_daemon
+        from storaged.common import daemon
         from storaged.common import status
         from storaged.common import systemd
 
@@ -77,13 +77,13 @@ def main(argv: list[str] | None = None) -> int:
             prog=PROG,
             description="The object cache daemon: prune, clean and prefetch on "
             "timers.",
-            cli_opts=[service.ONCE_OPT],
+            cli_opts=[daemon.ONCE_OPT],
             register=_register,
             validators=[check_cache],
         )
         board = status.StatusBoard(kvs.get_store(conf))
-        runtime = cache_service.CacheRuntime(conf)
-        return cache_service.run(conf, runtime, board, notifier)
+        runtime = cache_daemon.CacheRuntime(conf)
+        return cache_daemon.run(conf, runtime, board, notifier)
 
     return config.run_command(PROG, body)
 
@@ -94,8 +94,8 @@ def _one_pass(prog: str, kind: str, argv: list[str] | None) -> int:
 
     def body() -> int:
         from storaged import kvs
-        from storaged.cache import service as cache_service
-        from storaged.common import service
+        from storaged.cache import daemon as cache_daemon
+        from storaged.common import daemon
         from storaged.common import status
 
         conf = config.prepare_service(
@@ -103,19 +103,19 @@ def _one_pass(prog: str, kind: str, argv: list[str] | None) -> int:
             prog=prog,
             description="One %s pass of the object cache, then exit: 0 if it "
             "succeeded, 1 if not, 2 for a configuration error." % kind,
-            cli_opts=[service.ONCE_OPT, DRY_RUN_OPT],
+            cli_opts=[daemon.ONCE_OPT, DRY_RUN_OPT],
             register=_register,
             validators=[check_cache],
         )
-        runtime = cache_service.CacheRuntime(conf)
+        runtime = cache_daemon.CacheRuntime(conf)
         worker_cls = (
-            cache_service.PruneWorker if kind == "prune" else cache_service.CleanWorker
+            cache_daemon.PruneWorker if kind == "prune" else cache_daemon.CleanWorker
         )
         worker = worker_cls(runtime, dry_run=conf.dry_run)
         # A dry run changes nothing: it does not replace the last real
         # pass's record either.
         board = None if conf.dry_run else status.StatusBoard(kvs.get_store(conf))
-        return cache_service.run_one(conf, worker, board)
+        return cache_daemon.run_one(conf, worker, board)
 
     return config.run_command(prog, body)
 

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from storaged import coordination
         from storaged import kvs
-        from storaged.common import service
+        from storaged.common import daemon
         from storaged.common import status
         from storaged.common import systemd
         from storaged.heartbeat import agent
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             prog=PROG,
             description="The node's coordination agent: group membership, "
             "cluster view, liveness.",
-            cli_opts=[service.ONCE_OPT],
+            cli_opts=[daemon.ONCE_OPT],
         )
         store = kvs.get_store(conf)
         worker = agent.HeartbeatAgent(
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             agent.node_capabilities(conf, store),
             view_ttl=3 * conf.heartbeat.publish_interval + 30,
         )
-        return service.run_daemon(
+        return daemon.run_daemon(
             conf, worker, lambda: conf.heartbeat.publish_interval,
             status.StatusBoard(store), notifier,
         )

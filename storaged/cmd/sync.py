@@ -41,13 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from storaged import coordination
         from storaged import kvs
-        from storaged.common import service
+        from storaged.common import daemon
         from storaged.common import status
         from storaged.common import systemd
-        from storaged.objects.service import ObjectService
+        from storaged.objects.repository import ObjectRepository
         from storaged.sync import client
+        from storaged.sync import daemon as sync_daemon
         from storaged.sync import engine
-        from storaged.sync import service as sync_service
 
         notifier = systemd.Notifier.from_environ()
         conf = config.prepare_service(
@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             prog=PROG,
             description="The container sync daemon: pushes containers' changes "
             "to their X-Container-Sync-To targets.",
-            cli_opts=[service.ONCE_OPT, WORKER_OPT],
+            cli_opts=[daemon.ONCE_OPT, WORKER_OPT],
         )
         group = conf.sync
-        realms = sync_service.check_realms(group.realms_conf)
+        realms = sync_daemon.check_realms(group.realms_conf)
         try:
             http = client.HttpClient(group.request_timeout, group.sync_proxy)
         except ValueError as err:
@@ -74,13 +74,13 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=group.batch_size,
             max_failures=group.max_failures,
         )
-        objects = ObjectService.from_conf(conf)
+        objects = ObjectRepository.from_conf(conf)
         sync_engine = engine.SyncEngine(
             objects.catalog, objects, realms, http, coordinator.member_id,
             settings, group.allowed_sync_hosts,
         )
         store = kvs.get_store(conf)
-        worker = sync_service.SyncWorker(
+        worker = sync_daemon.SyncWorker(
             sync_engine, coordinator, store, group.group,
             group.report_interval, group.metrics_file,
             interval=None if conf.once else group.interval,
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         def mutated(conf: cfg.ConfigOpts, changed: dict[Any, Any]) -> None:
             # SIGHUP: conf.mutate_config_files() found these mutable
             # options changed; each goes to the object that uses it.
-            service.apply_changes(
+            daemon.apply_changes(
                 changed, "sync", (settings, worker, http),
                 renames={"request_timeout": "timeout"},
             )
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         def reload(conf: cfg.ConfigOpts) -> None:
             realms.reload()  # a file of its own, re-read at every SIGHUP
 
-        return service.run_daemon(
+        return daemon.run_daemon(
             conf, worker, lambda: conf.sync.interval,
             status.StatusBoard(store), notifier, reload,
         )

@@ -45,7 +45,7 @@ def is_late(due_at: float | None, written_at: float | None, now: float) -> bool:
     return now > due_at + max(LATE_MARGIN, 0.5 * given)
 
 
-class _Store(Protocol):
+class _StateStore(Protocol):
     def set(self, key: str, value: Any, *, ttl: float | None = None) -> None: ...
 
     def scan(self, prefix: str) -> Any: ...
@@ -59,7 +59,7 @@ def status_key(node_id: str, daemon: str) -> str:
 class StatusBoard:
     """Reads and writes daemon status records in a state store."""
 
-    def __init__(self, store: _Store) -> None:
+    def __init__(self, store: _StateStore) -> None:
         self.store = store
 
     def publish(self, node_id: str, daemon: str, record: Mapping[str, Any]) -> bool:

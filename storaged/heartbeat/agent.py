@@ -31,7 +31,7 @@ from oslo_config import cfg
 from storaged import concurrency
 from storaged import exception
 from storaged import version
-from storaged.common.service import PassContext
+from storaged.common.daemon import PassContext
 
 LOG = logging.getLogger(__name__)
 
@@ -55,14 +55,14 @@ class _Coordinator(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
 
-class _Store(Protocol):
+class _StateStore(Protocol):
     def set(self, key: str, value: Any, *, ttl: float | None = None) -> None: ...
 
     def scan(self, prefix: str) -> Any: ...
 
 
 def node_capabilities(
-    conf: cfg.ConfigOpts, store: _Store | None = None
+    conf: cfg.ConfigOpts, store: _StateStore | None = None
 ) -> dict[str, Any]:
     """Describe this node for the group: id, host, version, back ends, daemons.
 
@@ -105,7 +105,7 @@ class HeartbeatAgent:
     def __init__(
         self,
         coordinator: _Coordinator,
-        store: _Store,
+        store: _StateStore,
         group: str,
         capabilities: dict[str, Any],
         view_ttl: float,

@@ -115,9 +115,9 @@ def _driver_class(url: object) -> type[KeyValueStore]:
         )
     scheme = match.group(1)
     if scheme == MEMORY_SCHEME:
-        from storaged.kvs.drivers.memory import MemoryStore
+        from storaged.kvs.drivers.memory import MemoryKVS
 
-        return MemoryStore
+        return MemoryKVS
     if scheme not in known_schemes():
         known = ", ".join(known_schemes())
         raise ValueError(f"unknown state store driver {scheme!r} (known: {known})")
@@ -224,9 +224,9 @@ def get_store(conf: cfg.ConfigOpts) -> KeyValueStore:
             mask_url(url),
         )
     elif url.startswith("sqlite:"):
-        from storaged.kvs.drivers.sqlite import SqliteStore
+        from storaged.kvs.drivers.sqlite import SqliteKVS
 
-        directory = os.path.dirname(SqliteStore.parse_url(url))
+        directory = os.path.dirname(SqliteKVS.parse_url(url))
         try:
             os.makedirs(directory, mode=0o750, exist_ok=True)
         except OSError as err:

@@ -80,9 +80,9 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _open(conf: cfg.ConfigOpts) -> Any:
-    from storaged.cache import service
+    from storaged.cache import daemon
 
-    return service.open_cache(conf)
+    return daemon.open_cache(conf)
 
 
 def _when(ns: int | float | None) -> str:
@@ -317,9 +317,9 @@ def cache_delete(conf: cfg.ConfigOpts) -> int:
 
 
 def _lease_store(conf: cfg.ConfigOpts) -> Any:
-    from storaged.cache import service
+    from storaged.cache import daemon
 
-    return service.open_lease_store(conf)
+    return daemon.open_lease_store(conf)
 
 
 def cache_prune(conf: cfg.ConfigOpts) -> int:

@@ -31,7 +31,7 @@ from storaged.catalog import SYNC_TO_KEY
 from storaged.catalog import Subdir
 from storaged.exception import UsageError
 from storaged.manage import output
-from storaged.objects import ObjectService
+from storaged.objects import ObjectRepository
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -184,8 +184,8 @@ def check_sync_to(conf: cfg.ConfigOpts, value: str) -> str:
     return value.rstrip("/")
 
 
-def _service(conf: cfg.ConfigOpts) -> ObjectService:
-    return ObjectService.from_conf(conf)
+def _service(conf: cfg.ConfigOpts) -> ObjectRepository:
+    return ObjectRepository.from_conf(conf)
 
 
 def _listing(args: Any) -> dict[str, Any]:

@@ -106,10 +106,10 @@ def _ago(ts: float | None, now: float) -> str:
 def status(conf: cfg.ConfigOpts) -> int:
     """``sync status``."""
     from storaged import kvs
-    from storaged.sync import service
+    from storaged.sync import daemon
 
     args = conf.command
-    prefix = service.PROGRESS_PREFIX
+    prefix = daemon.PROGRESS_PREFIX
     if args.container:
         account, container = split_target(args.container)
         prefix += "%s/%s/" % (account, container)

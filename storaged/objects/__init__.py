@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from storaged.objects.service import EtagMismatch
-from storaged.objects.service import ObjectInfo
-from storaged.objects.service import ObjectService
-from storaged.objects.service import PutResult
+from storaged.objects.repository import EtagMismatch
+from storaged.objects.repository import ObjectInfo
+from storaged.objects.repository import ObjectRepository
+from storaged.objects.repository import PutResult
 
-__all__ = ["EtagMismatch", "ObjectInfo", "ObjectService", "PutResult"]
+__all__ = ["EtagMismatch", "ObjectInfo", "ObjectRepository", "PutResult"]

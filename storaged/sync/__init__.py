@@ -7,7 +7,7 @@
   connections, timeouts, proxies) speaking the protocol to one target;
 * :mod:`storaged.sync.engine` turns a container's change log into requests,
   many rows in flight, and keeps the two sync points per worker;
-* :mod:`storaged.sync.service` is the ``storaged-sync`` worker: one pass
+* :mod:`storaged.sync.daemon` is the ``storaged-sync`` worker: one pass
   over every container that syncs, progress in the state store, metrics.
 
 See ``docs/sync.rst``.

@@ -71,7 +71,7 @@ from storaged.catalog import Catalog
 from storaged.catalog import ContainerBroker
 from storaged.catalog import ObjectRow
 from storaged.catalog import Timestamp
-from storaged.objects.service import ObjectService
+from storaged.objects.repository import ObjectRepository
 from storaged.sync import client as client_mod
 from storaged.sync import realms as realms_mod
 
@@ -320,7 +320,7 @@ class SyncEngine:
     def __init__(
         self,
         catalog: Catalog,
-        objects: ObjectService,
+        objects: ObjectRepository,
         realms: realms_mod.Realms,
         http: client_mod.HttpClient,
         worker: str,

@@ -62,17 +62,17 @@ def main() -> int:
 
     def body() -> int:
         from storaged import kvs
-        from storaged.common import service
+        from storaged.common import daemon
         from storaged.common import status
         from storaged.common import systemd
 
         notifier = systemd.Notifier.from_environ()
         conf = config.prepare_service(
-            args, prog="storaged-demo", cli_opts=[service.ONCE_OPT],
+            args, prog="storaged-demo", cli_opts=[daemon.ONCE_OPT],
             register=register,
         )
         board = status.StatusBoard(kvs.get_store(conf))
-        return service.run_daemon(
+        return daemon.run_daemon(
             conf, DemoWorker(conf), lambda: conf.demo.interval, board, notifier
         )
 

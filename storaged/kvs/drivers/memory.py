@@ -39,7 +39,7 @@ _named: dict[str, _Data] = {}
 _named_lock = threading.Lock()
 
 
-class MemoryStore(base.KeyValueStore):
+class MemoryKVS(base.KeyValueStore):
     """A :class:`~storaged.kvs.base.KeyValueStore` in this process's memory."""
 
     schemes = ("memory",)
@@ -78,7 +78,7 @@ class MemoryStore(base.KeyValueStore):
                 self._data = _named.setdefault(name, _Data())
 
     def __repr__(self) -> str:
-        return f"<MemoryStore at {id(self._data):#x}>"
+        return f"<MemoryKVS at {id(self._data):#x}>"
 
     def _check(self) -> _Data:
         if self._closed:

@@ -223,7 +223,7 @@ class _Errors:
             ) from exc
 
 
-class RedisStore(base.KeyValueStore):
+class RedisKVS(base.KeyValueStore):
     """A :class:`~storaged.kvs.base.KeyValueStore` on a Redis server."""
 
     schemes = ("redis", "rediss")
@@ -322,7 +322,7 @@ class RedisStore(base.KeyValueStore):
         self._release_script = self._client.register_script(_RELEASE_SCRIPT)
 
     def __repr__(self) -> str:
-        return f"<RedisStore {self.server}>"
+        return f"<RedisKVS {self.server}>"
 
     def _redis(self) -> redis.Redis:
         if self._closed:

@@ -248,7 +248,7 @@ def _live(expires_at: float | None, now: float) -> bool:
     return expires_at is None or expires_at > now
 
 
-class SqliteStore(base.KeyValueStore):
+class SqliteKVS(base.KeyValueStore):
     """A :class:`~storaged.kvs.base.KeyValueStore` in one sqlite file."""
 
     schemes = ("sqlite",)
@@ -293,7 +293,7 @@ class SqliteStore(base.KeyValueStore):
             self._init_schema(self._conn())
 
     def __repr__(self) -> str:
-        return f"<SqliteStore {base.shown(self.path)}>"
+        return f"<SqliteKVS {base.shown(self.path)}>"
 
     # -- connections --------------------------------------------------------
 

@@ -42,13 +42,13 @@ def main() -> int:
 
     from storaged.common import config
     from storaged.conf import cache as cache_conf
-    from storaged.objects import ObjectService
+    from storaged.objects import ObjectRepository
 
     conf = config.prepare_service(
         ["--config-file", args.config_file], prog="reader", setup_logging=False,
         register=cache_conf.register_opts, conf=cfg.ConfigOpts(),
     )
-    svc = ObjectService.from_conf(conf)
+    svc = ObjectRepository.from_conf(conf)
     names = args.objects.split(",")
     if args.ready:
         open(args.ready, "w").close()

@@ -22,8 +22,8 @@ import pytest
 
 from storaged import exception
 from storaged.cache import CacheRef
+from storaged.cache import daemon as cache_daemon
 from storaged.cache import entry_id_for
-from storaged.cache import service as cache_service
 from tests.functional.cache import tools
 
 
@@ -33,7 +33,7 @@ def _check_entries(conf, sources, exact=True):
     A rogue process can scribble over a file it opened before the fill was
     committed; such an entry must then fail every verified read.
     """
-    cache = cache_service.open_cache(conf)
+    cache = cache_daemon.open_cache(conf)
     try:
         by_id = {entry_id_for("mirror", url): (url, data)
                  for url, data in sources.values()}

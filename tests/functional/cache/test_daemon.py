@@ -21,7 +21,7 @@ from storaged import concurrency
 from storaged import kvs
 from storaged.cache import ObjectCache
 from storaged.cache import Queue
-from storaged.objects import ObjectService
+from storaged.objects import ObjectRepository
 from tests.functional.cache import tools
 from tests.unit.cache.support import entry_name
 from tests.unit.cache.support import seed_entries
@@ -37,7 +37,7 @@ def _setup(tmp_path, **cache):
     path = tools.write_conf(tmp_path, cache=options,
                             sections={"local": {"cache": "true"}})
     conf = tools.load_conf(path)
-    svc = ObjectService.from_conf(conf)
+    svc = ObjectRepository.from_conf(conf)
     try:
         svc.create_container(tools.ACCOUNT, tools.CONTAINER)
         for name in ("p1", "p2"):
@@ -82,7 +82,7 @@ def _done(conf):
 
 
 def _prefetched(conf):
-    svc = ObjectService.from_conf(conf)
+    svc = ObjectRepository.from_conf(conf)
     try:
         cached = []
         for name in ("p1", "p2"):

@@ -9,9 +9,9 @@ import os
 
 import pytest
 
+from storaged.cache import daemon as cache_daemon
 from storaged.cache import entry_id_for
-from storaged.cache import service as cache_service
-from storaged.objects import ObjectService
+from storaged.objects import ObjectRepository
 from tests.functional.cache import tools
 
 READS = 300
@@ -23,7 +23,7 @@ def test_four_reader_processes_lose_no_hit(tmp_path, store):
                             sections={"local": {"cache": "true"}})
     conf = tools.load_conf(path)
     data = os.urandom(4096)
-    svc = ObjectService.from_conf(conf)
+    svc = ObjectRepository.from_conf(conf)
     try:
         svc.create_container(tools.ACCOUNT, tools.CONTAINER)
         svc.put_object(tools.ACCOUNT, tools.CONTAINER, "hot", io.BytesIO(data),
@@ -53,7 +53,7 @@ def test_four_reader_processes_lose_no_hit(tmp_path, store):
         assert result["errors"] == []
         assert result["digests"] == [expected] * READS
         assert result["counters"].get("hits") == READS
-    cache = cache_service.open_cache(conf)
+    cache = cache_daemon.open_cache(conf)
     try:
         info = cache.lookup(entry_id)
     finally:

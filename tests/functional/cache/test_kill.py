@@ -14,8 +14,8 @@ import signal
 import pytest
 
 from storaged import concurrency
+from storaged.cache import daemon as cache_daemon
 from storaged.cache import entry_id_for
-from storaged.cache import service as cache_service
 from tests.functional.cache import tools
 
 MiB = 1024 * 1024
@@ -54,7 +54,7 @@ def test_a_killed_fill_is_never_served_and_the_cleaner_reaps_it(tmp_path, backen
         writer = _start_writer(tmp_path, path, backend)
         _kill(writer)
         entry_id = entry_id_for("mirror", url)
-        cache = cache_service.open_cache(conf)
+        cache = cache_daemon.open_cache(conf)
         try:
             assert cache.lookup(entry_id) is None  # nothing in place
             fill = cache.incomplete_path(entry_id)

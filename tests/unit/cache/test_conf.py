@@ -11,7 +11,7 @@ import pytest
 from storaged import exception
 from storaged.common import config
 from storaged.conf import cache as cache_conf
-from storaged.objects import ObjectService
+from storaged.objects import ObjectRepository
 from storaged.objectstore import backend as store_conf
 
 CACHE_OPTIONS = [
@@ -61,7 +61,7 @@ def test_bad_values_are_config_errors(tmp_path, text, option):
 
 def test_reads_of_a_cached_back_end_go_through_the_cache(tmp_path):
     conf = prepare(tmp_path, "[local]\ncache = true\n[cache]\nmax_size = 0\n")
-    svc = ObjectService.from_conf(conf)
+    svc = ObjectRepository.from_conf(conf)
     try:
         assert svc.cache is not None and svc.cache.serves("local")
         svc.create_container("AUTH_t", "c")
@@ -82,7 +82,7 @@ def test_reads_of_a_cached_back_end_go_through_the_cache(tmp_path):
 
 def test_without_cache_true_there_is_no_cache(tmp_path):
     conf = prepare(tmp_path)
-    svc = ObjectService.from_conf(conf)
+    svc = ObjectRepository.from_conf(conf)
     try:
         assert svc.cache is None
     finally:

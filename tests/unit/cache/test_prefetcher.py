@@ -8,7 +8,7 @@ from storaged import exception
 from storaged.cache import Prefetcher
 from storaged.cache import Queue
 from storaged.cache import prefetcher as prefetcher_mod
-from storaged.common.service import PassContext
+from storaged.common.daemon import PassContext
 
 
 def resolver(backend):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from storaged import exception
-from storaged.common import service
+from storaged.common import daemon
 
 
 class Raising:
@@ -28,8 +28,8 @@ class ItemRaising(Raising):
 
 def _records(caplog, worker):
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="storaged.common.service"):
-        stats = service.run_pass(worker)
+    with caplog.at_level(logging.INFO, logger="storaged.common.daemon"):
+        stats = daemon.run_pass(worker)
     failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
     return stats, failures
 

@@ -11,9 +11,9 @@ import pytest
 from storaged import exception
 from storaged import kvs
 from storaged.conf import kvs as kvs_conf
-from storaged.kvs.drivers.memory import MemoryStore
-from storaged.kvs.drivers.redis import RedisStore
-from storaged.kvs.drivers.sqlite import SqliteStore
+from storaged.kvs.drivers.memory import MemoryKVS
+from storaged.kvs.drivers.redis import RedisKVS
+from storaged.kvs.drivers.sqlite import SqliteKVS
 
 KNOWN = "(known: memory, redis, rediss, sqlite)"
 
@@ -146,9 +146,9 @@ def test_mask_url(url, masked):
 @pytest.mark.parametrize(
     ("url", "cls"),
     [
-        ("memory://", MemoryStore),
-        ("redis://127.0.0.1:1", RedisStore),
-        ("rediss://127.0.0.1:1", RedisStore),
+        ("memory://", MemoryKVS),
+        ("redis://127.0.0.1:1", RedisKVS),
+        ("rediss://127.0.0.1:1", RedisKVS),
     ],
 )
 def test_open_store_picks_the_driver(url, cls):
@@ -164,7 +164,7 @@ def test_open_store_sqlite_and_options(tmp_path):
     with kvs.open_store(
         url, timeout=3, sqlite_synchronous="full", default_lock_ttl=4
     ) as store:
-        assert type(store) is SqliteStore
+        assert type(store) is SqliteKVS
         assert store.timeout == 3.0 and store.default_lock_ttl == 4.0
         assert store.lock("x").ttl == 4.0
     with pytest.raises(ValueError):

@@ -1,4 +1,4 @@
-"""ObjectService: data and rows kept consistent, real file back end and sqlite."""
+"""ObjectRepository: data and rows kept consistent, real file back end and sqlite."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from storaged import exception
 from storaged.catalog import Timestamp
 from storaged.common import config
 from storaged.objects import EtagMismatch
-from storaged.objects import ObjectService
+from storaged.objects import ObjectRepository
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def svc(tmp_path):
         ["--config-file", str(path)], prog="t", setup_logging=False,
         conf=cfg.ConfigOpts(),
     )
-    service = ObjectService.from_conf(conf)
+    service = ObjectRepository.from_conf(conf)
     service.create_container("AUTH_t", "c")
     yield service
     service.close()

@@ -18,7 +18,7 @@ from storaged.api import app as app_mod
 from storaged.catalog import Timestamp
 from storaged.common import config
 from storaged.conf import api as api_conf
-from storaged.objects import ObjectService
+from storaged.objects import ObjectRepository
 from storaged.sync import client as client_mod
 from storaged.sync import engine as engine_mod
 from storaged.sync import realms as realms_mod
@@ -59,7 +59,7 @@ class Target:
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-        self.service: ObjectService = self.app.service
+        self.service: ObjectRepository = self.app.service
         self.service.create_container("AUTH_test", "dst",
                                       {"X-Container-Sync-Key": SYNC_KEY})
 
@@ -108,7 +108,7 @@ def source(tmp_path, target):
     path.write_text("[DEFAULT]\nstate_path = %s\n" % (tmp_path / "source-state"))
     conf = config.prepare_service(["--config-file", str(path)], prog="t",
                                   setup_logging=False, conf=cfg.ConfigOpts())
-    svc = ObjectService.from_conf(conf)
+    svc = ObjectRepository.from_conf(conf)
     svc.create_container("AUTH_test", "src", {
         "X-Container-Sync-To": "//us/dst/AUTH_test/dst",
         "X-Container-Sync-Key": SYNC_KEY})

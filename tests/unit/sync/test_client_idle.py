@@ -82,13 +82,13 @@ def test_a_closed_pooled_connection_is_not_taken(server, caplog):  # noqa: F811
 
 
 def test_a_pass_keeps_no_connection_for_the_next(source, target, make_engine):
-    from storaged.common.service import run_pass
-    from storaged.sync import service as service_mod
+    from storaged.common.daemon import run_pass
+    from storaged.sync import daemon as sync_daemon
     from tests.unit.sync.conftest import put
 
     put(source, "p")
     engine = make_engine()
-    stats = run_pass(service_mod.SyncWorker(engine, None, None))
+    stats = run_pass(sync_daemon.SyncWorker(engine, None, None))
     assert stats.ok, stats.errors
     assert engine.http.connections_opened >= 1
     assert engine.http.idle_count() == 0

@@ -6,18 +6,18 @@ import time
 
 from storaged import kvs
 from storaged.common import status
-from storaged.common.service import run_pass
-from storaged.sync import service as service_mod
+from storaged.common.daemon import run_pass
+from storaged.sync import daemon as sync_daemon
 from tests.unit.sync.conftest import put
 
 
 def test_records_carry_their_due_time(source, target, make_engine):
     put(source, "a")
     store = kvs.open_store("memory://svc-due")
-    worker = service_mod.SyncWorker(make_engine(), None, store, interval=30.0)
+    worker = sync_daemon.SyncWorker(make_engine(), None, store, interval=30.0)
     before = time.time()
     assert run_pass(worker).ok
-    record = store.get(service_mod.progress_key("AUTH_test", "src", "node:sync"))
+    record = store.get(sync_daemon.progress_key("AUTH_test", "src", "node:sync"))
     assert before + 30.0 <= record["due_at"] <= time.time() + 30.0
     assert record["due_at"] - record["updated_at"] >= 30.0
 
@@ -25,9 +25,9 @@ def test_records_carry_their_due_time(source, target, make_engine):
 def test_a_single_pass_promises_nothing(source, target, make_engine):
     put(source, "a")
     store = kvs.open_store("memory://svc-once")
-    worker = service_mod.SyncWorker(make_engine(), None, store, interval=None)
+    worker = sync_daemon.SyncWorker(make_engine(), None, store, interval=None)
     assert run_pass(worker).ok
-    record = store.get(service_mod.progress_key("AUTH_test", "src", "node:sync"))
+    record = store.get(sync_daemon.progress_key("AUTH_test", "src", "node:sync"))
     assert record["due_at"] is None
 
 

@@ -1,7 +1,7 @@
 """The ``storaged-cache`` daemon: prune, clean and prefetch on three timers.
 
 One oslo.service service, :class:`CacheService`, runs three
-:class:`~storaged.common.service.PeriodicService` loops side by side in one
+:class:`~storaged.common.daemon.PeriodicService` loops side by side in one
 process, one per worker, each with its own interval, first-pass jitter,
 summary line and status record (``status/<node>/cache-prune``,
 ``cache-clean``, ``cache-prefetch``)::
@@ -39,7 +39,7 @@ from storaged.cache.prefetcher import NotCacheable
 from storaged.cache.prefetcher import Prefetcher
 from storaged.cache.prefetcher import Resolver
 from storaged.cache.pruner import Pruner
-from storaged.common import service as service_mod
+from storaged.common import daemon as daemon_mod
 from storaged.common import status as status_mod
 from storaged.common import systemd
 
@@ -68,7 +68,7 @@ def open_lease_store(conf: cfg.ConfigOpts) -> Any:
 
 
 def make_resolver(svc: Any) -> Resolver:
-    """Return the prefetcher's resolver over an :class:`ObjectService`."""
+    """Return the prefetcher's resolver over an :class:`ObjectRepository`."""
     from storaged.catalog import validate_account
     from storaged.catalog import validate_container
     from storaged.catalog import validate_object
@@ -127,9 +127,9 @@ class CacheRuntime:
         if with_objects and self.objects is None:
             from storaged import objectstore
             from storaged.catalog import Catalog
-            from storaged.objects import ObjectService
+            from storaged.objects import ObjectRepository
 
-            self.objects = ObjectService(
+            self.objects = ObjectRepository(
                 Catalog.from_conf(self.conf),
                 objectstore.load_backends(self.conf),
                 cache=self.cache,
@@ -182,7 +182,7 @@ class _Worker:
     def _build(self) -> Any:
         raise NotImplementedError
 
-    def run_pass(self, ctx: service_mod.PassContext) -> None:
+    def run_pass(self, ctx: daemon_mod.PassContext) -> None:
         """Run one pass of the domain object."""
         if self._impl is None:
             raise exception.FatalError(reason="%s was not started" % self.name)
@@ -234,7 +234,7 @@ class CacheService(oslo_service.Service):  # type: ignore[misc,name-defined]
     :param services: one :class:`PeriodicService` per worker.
     """
 
-    def __init__(self, services: list[service_mod.PeriodicService]) -> None:
+    def __init__(self, services: list[daemon_mod.PeriodicService]) -> None:
         super().__init__(threads=1)
         self.services = services
 
@@ -285,19 +285,19 @@ def run(
     if conf.once:
         ok = True
         for worker in workers:
-            reporter = service_mod.Reporter(worker.name, conf.node_id, board, notifier)
+            reporter = daemon_mod.Reporter(worker.name, conf.node_id, board, notifier)
             worker.start()
             try:
-                stats = service_mod.run_pass(worker)
+                stats = daemon_mod.run_pass(worker)
             finally:
                 worker.stop()
             reporter.pass_done(stats, None, state="ran once")
             ok = ok and stats.ok
         return 0 if ok else 1
     services = [
-        service_mod.PeriodicService(
+        daemon_mod.PeriodicService(
             conf, worker, every[worker.name],
-            service_mod.Reporter(worker.name, conf.node_id, board, notifier),
+            daemon_mod.Reporter(worker.name, conf.node_id, board, notifier),
             notifier, runtime.reload,
         )
         for worker in workers
@@ -316,4 +316,4 @@ def run_one(
     """Run one pass of one worker (the cron commands); exit 0 or 1."""
     conf.set_override("once", True)
     every = intervals(conf)
-    return service_mod.run_daemon(conf, worker, every[worker.name], board)
+    return daemon_mod.run_daemon(conf, worker, every[worker.name], board)

@@ -8,7 +8,7 @@ import pytest
 
 from storaged import exception
 from storaged import kvs
-from storaged.common import service
+from storaged.common import daemon
 from storaged.common import status
 
 
@@ -38,7 +38,7 @@ class ListWorker:
 
 
 def test_all_items_ok():
-    stats = service.run_pass(ListWorker([1, 2, 3]))
+    stats = daemon.run_pass(ListWorker([1, 2, 3]))
     assert stats.ok
     assert stats.counters == {"items": 3, "succeeded": 3, "failed": 0, "custom": 2}
     assert stats.ended_at is not None and stats.duration >= 0
@@ -46,7 +46,7 @@ def test_all_items_ok():
 
 def test_failing_item_is_isolated_counted_and_recorded():
     worker = ListWorker([1, 2, 3, 4], fail={2, 3})
-    stats = service.run_pass(worker)
+    stats = daemon.run_pass(worker)
     assert worker.seen == [1, 4]
     assert not stats.ok
     assert stats.counters["failed"] == 2
@@ -56,7 +56,7 @@ def test_failing_item_is_isolated_counted_and_recorded():
 
 def test_fatal_error_ends_the_pass():
     worker = ListWorker([1, 2, 3], fatal=2)
-    stats = service.run_pass(worker)
+    stats = daemon.run_pass(worker)
     assert worker.seen == [1]
     assert not stats.ok
     assert stats.fatal is not None and "lease lost on 2" in stats.fatal
@@ -69,7 +69,7 @@ def test_unexpected_error_outside_items_fails_the_pass():
         def run_pass(self, ctx):
             raise RuntimeError("listing failed")
 
-    stats = service.run_pass(Broken())
+    stats = daemon.run_pass(Broken())
     assert not stats.ok
     assert stats.fatal == "RuntimeError: listing failed"
 
@@ -77,16 +77,16 @@ def test_unexpected_error_outside_items_fails_the_pass():
 def test_stop_request_leaves_before_the_next_item():
     stop = threading.Event()
     worker = ListWorker([1, 2, 3, 4], stop_after=2, stop=stop)
-    stats = service.run_pass(worker, stop)
+    stats = daemon.run_pass(worker, stop)
     assert worker.seen == [1, 2]
     assert stats.interrupted
     assert "interrupted=yes" in stats.summary()
 
 
 def test_errors_kept_are_bounded():
-    stats = service.run_pass(ListWorker(list(range(50)), fail=set(range(50))))
+    stats = daemon.run_pass(ListWorker(list(range(50)), fail=set(range(50))))
     assert stats.counters["failed"] == 50
-    assert len(stats.errors) == service.MAX_ERRORS_KEPT
+    assert len(stats.errors) == daemon.MAX_ERRORS_KEPT
 
 
 @pytest.fixture
@@ -97,10 +97,10 @@ def board():
 
 
 def test_reporter_publishes_records_read_back_by_board(board):
-    reporter = service.Reporter("lister", "node-1", board)
-    reporter.pass_done(service.run_pass(ListWorker([1])), next_pass_at=123.0)
-    reporter.pass_done(service.run_pass(ListWorker([1], fail={1})), next_pass_at=456.0)
-    other = service.Reporter("sync", "node-0", board)
+    reporter = daemon.Reporter("lister", "node-1", board)
+    reporter.pass_done(daemon.run_pass(ListWorker([1])), next_pass_at=123.0)
+    reporter.pass_done(daemon.run_pass(ListWorker([1], fail={1})), next_pass_at=456.0)
+    other = daemon.Reporter("sync", "node-0", board)
     other.publish("starting")
     records = board.read_all()
     assert [(r["node"], r["daemon"]) for r in records] == [

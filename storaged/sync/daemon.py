@@ -1,6 +1,6 @@
 """The sync daemon's worker: one pass over every container that syncs.
 
-:class:`SyncWorker` is what :func:`storaged.common.service.run_daemon`
+:class:`SyncWorker` is what :func:`storaged.common.daemon.run_daemon`
 drives.  Per pass it re-reads the realms file if it changed, lists the
 containers with ``X-Container-Sync-To`` and ``-Key`` (an index lookup),
 reads the sync group's members from coordination and hands each container
@@ -33,8 +33,8 @@ from typing import Protocol
 
 from storaged import concurrency
 from storaged import exception
-from storaged.common.service import MAX_ERRORS_KEPT
-from storaged.common.service import PassContext
+from storaged.common.daemon import MAX_ERRORS_KEPT
+from storaged.common.daemon import PassContext
 from storaged.coordination.errors import CoordinationUnavailable
 from storaged.sync import engine as engine_mod
 from storaged.sync import realms as realms_mod
@@ -60,7 +60,7 @@ class _Coordinator(Protocol):
     def get_members(self, group: str) -> dict[str, dict[str, Any]]: ...
 
 
-class _Store(Protocol):
+class _StateStore(Protocol):
     def get(self, key: str) -> Any: ...
 
     def set(self, key: str, value: Any, *, ttl: float | None = None) -> None: ...
@@ -93,7 +93,7 @@ class SyncWorker:
         self,
         engine: engine_mod.SyncEngine,
         coordinator: _Coordinator | None,
-        store: _Store | None,
+        store: _StateStore | None,
         group: str = "storaged-sync",
         report_interval: float = 3600.0,
         metrics_file: str = "",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from storaged import kvs
-from storaged.common.service import run_pass
+from storaged.common.daemon import run_pass
 from storaged.coordination.errors import CoordinationUnavailable
-from storaged.sync import service as service_mod
+from storaged.sync import daemon as sync_daemon
 from tests.unit.sync.conftest import SYNC_KEY
 from tests.unit.sync.conftest import put
 
@@ -39,12 +39,12 @@ def test_pass_records_progress_and_metrics(tmp_path, source, target, make_engine
         put(source, "p%d" % i)
     store = kvs.open_store("memory://svc-progress")
     metrics = tmp_path / "sync.prom"
-    worker = service_mod.SyncWorker(make_engine(), None, store,
+    worker = sync_daemon.SyncWorker(make_engine(), None, store,
                                     metrics_file=str(metrics))
     stats = run_pass(worker)
     assert stats.ok, stats.errors
     assert stats.counters["puts"] == 5 and stats.counters["containers"] == 1
-    record = store.get(service_mod.progress_key("AUTH_test", "src", "node:sync"))
+    record = store.get(sync_daemon.progress_key("AUTH_test", "src", "node:sync"))
     assert record["rows_behind"] == 0 and record["puts"] == 5
     assert record["last_success_at"] and not record["last_error"]
     assert record["target"] == "//us/dst/AUTH_test/dst"
@@ -60,11 +60,11 @@ def test_failing_container_is_isolated_and_recorded(source, target, make_engine)
         "X-Container-Sync-Key": SYNC_KEY})
     put(source, "ok")
     store = kvs.open_store("memory://svc-failing")
-    worker = service_mod.SyncWorker(make_engine(), None, store)
+    worker = sync_daemon.SyncWorker(make_engine(), None, store)
     stats = run_pass(worker)
     assert not stats.ok
     assert stats.counters["failed"] == 1 and stats.counters["succeeded"] == 1
-    bad = store.get(service_mod.progress_key("AUTH_test", "bad", "node:sync"))
+    bad = store.get(sync_daemon.progress_key("AUTH_test", "bad", "node:sync"))
     assert "No realm key" in bad["last_error"]
     assert "ok" in target.objects()
 
@@ -72,7 +72,7 @@ def test_failing_container_is_isolated_and_recorded(source, target, make_engine)
 def test_view_from_the_group_or_alone(make_engine):
     eng = make_engine("n1:sync")
     coord = Coordinator("n1:sync", {"n1:sync": {}, "n2:sync": {}})
-    worker = service_mod.SyncWorker(eng, coord, None)
+    worker = sync_daemon.SyncWorker(eng, coord, None)
     worker.start()
     assert coord.joined == ["storaged-sync"]
     assert worker.view().members == ("n1:sync", "n2:sync")
@@ -84,7 +84,7 @@ def test_view_from_the_group_or_alone(make_engine):
 
 
 def test_interval_report_line(make_engine, caplog):
-    worker = service_mod.SyncWorker(make_engine(), None, None, report_interval=10)
+    worker = sync_daemon.SyncWorker(make_engine(), None, None, report_interval=10)
     worker._totals.update(puts=3, deletes=2, skips=1)
     worker._maybe_report(worker._since + 5)
     assert "Since" not in caplog.text

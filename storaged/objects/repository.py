@@ -1,6 +1,6 @@
 """Objects in containers: data in the object store, rows in the catalog.
 
-:class:`ObjectService` is the one place that writes both, in an order that
+:class:`ObjectRepository` is the one place that writes both, in an order that
 keeps them consistent through a crash at any point:
 
 PUT ``account/container/name``
@@ -136,7 +136,7 @@ def store_object_id(account: str, container: str, name: str, ts: Timestamp) -> s
     return "%s-%s-%s" % (digest, ts.internal.replace(".", "_"), secrets.token_hex(4))
 
 
-class ObjectService:
+class ObjectRepository:
     """Containers and objects over a :class:`Catalog` and :class:`Backends`.
 
     :param catalog: the container catalog.
@@ -152,7 +152,7 @@ class ObjectService:
         self.cache = cache
 
     @classmethod
-    def from_conf(cls, conf: cfg.ConfigOpts) -> ObjectService:
+    def from_conf(cls, conf: cfg.ConfigOpts) -> ObjectRepository:
         """Build the catalog, the back ends and the cache from a configuration."""
         backends = objectstore.load_backends(conf)
         return cls(
