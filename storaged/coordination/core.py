@@ -64,6 +64,9 @@ class CoordinatorCore(abc.ABC):
         self.conf = conf
         self.member_id = member_id
         self.settings = backends.settings_from_conf(conf, backend_url)
+        # A lock back end that cannot be loaded stops start-up here rather
+        # than failing every reconnection.
+        backends.lock_backend_class(self.settings.kind)
         self.hostname = socket.gethostname()
         threading = concurrency.native_module("threading")
         # One native lock guards the state below; it is never held across

@@ -148,8 +148,8 @@ class LockKeeping(CoordinatorCore):
     def _lock_ttl(self) -> float:
         ttl = self.settings.effective_lock_ttl
         locks = self._locks
-        if isinstance(locks, backends.ZooKeeperLocks):
-            ttl = min(ttl, locks.session_timeout())
+        if locks is not None:
+            ttl = min(ttl, locks.ttl_limit())
         return ttl
 
     def release_lock(self, lock: Lock) -> bool:

@@ -1,7 +1,12 @@
 """What every lock back end shares: the hold, the try-lock interface, errors.
 
 Each back end family has its own module beside this one (:mod:`.file`,
-:mod:`.redis`, :mod:`.etcd`, :mod:`.zookeeper`), as tooz has its drivers.
+:mod:`.redis`, :mod:`.etcd`, :mod:`.zookeeper`), registered as an entry
+point of ``storaged.coordination.locks`` named after its kind, as tooz has
+its drivers; what sets one apart for the rest of the coordination layer is
+a method or attribute here (:meth:`LockBackend.prepare_driver`,
+:meth:`LockBackend.ttl_limit`, :attr:`LockBackend.gives_tokens`), never
+its class.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Callable
 import contextlib
 import dataclasses
 import errno
+import math
 import os
 from typing import Any
 
@@ -92,9 +98,19 @@ class LockBackend(abc.ABC):
         session expiring); it must return quickly.
     """
 
+    #: the back end kind (a value of ``settings.SCHEMES``), which is also
+    #: the name of its entry point
     kind: str = ""
     #: whether locks carry fencing tokens
     gives_tokens: bool = True
+
+    @classmethod  # noqa: B027 (optional hook)
+    def prepare_driver(cls, driver: Any, settings: Settings) -> None:
+        """Adjust a tooz driver of this kind before it is started.
+
+        Called before :meth:`start` of the driver, and before this class
+        is instantiated on it.  Nothing by default.
+        """
 
     def __init__(
         self,
@@ -149,6 +165,15 @@ class LockBackend(abc.ABC):
 
     def abandon(self, held: Held) -> None:  # noqa: B027 (optional hook)
         """Forget a hold without talking to the back end (it is gone)."""
+
+    def ttl_limit(self) -> float:
+        """Return how long, at most, a lock outlives its last refresh.
+
+        In seconds; the coordinator counts a lock as valid for the smaller
+        of this and ``lock_ttl``.  Unbounded by default: the back end keeps
+        a lock for ``lock_ttl``.  Read on every acquisition, so no I/O.
+        """
+        return math.inf
 
 
 def tooz_attr(driver: Any, name: str) -> Any:

@@ -74,6 +74,34 @@ class RedisLocks(LockBackend):
         self._owner = "%s/%s" % (self.member_id, uuid.uuid4().hex[:12])
         self._ttl_ms = int(self.settings.lock_ttl * 1000)
 
+    @classmethod
+    def prepare_driver(cls, driver: Any, settings: Settings) -> None:
+        """Take the retries out of the client tooz makes.
+
+        redis-py 6 and later retry a failed command ten times with a
+        backoff of up to a second each, and tooz retries connection errors
+        fifteen times on top: a heartbeat against a server that is down
+        would take minutes instead of failing at once.  The client tooz
+        makes gets no retries; the heartbeat thread is what retries, with
+        its own backoff.
+        """
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        make_client = getattr(driver, "_make_client", None)
+        if make_client is None:  # pragma: no cover - depends on the tooz version
+            raise errors.CoordinationError(
+                reason="this tooz version's redis driver cannot be adjusted; "
+                "storaged supports tooz 9.x"
+            )
+
+        def make_without_retries(*args: Any, **kwargs: Any) -> Any:
+            client = make_client(*args, **kwargs)
+            client.set_retry(Retry(NoBackoff(), 0))
+            return client
+
+        driver._make_client = make_without_retries
+
     def try_acquire(self, key: str) -> Held | None:
         token = self._acquire(
             keys=[REDIS_LOCK_PREFIX + key, REDIS_FENCE_KEY],
@@ -105,31 +133,3 @@ class RedisLocks(LockBackend):
             found.append(name[len(REDIS_LOCK_PREFIX):])
         return sorted(found)
 
-
-def prepare_driver(driver: Any, settings: Settings) -> None:
-    """Adjust a tooz driver before it is started.
-
-    Redis: redis-py 6 and later retry a failed command ten times with a
-    backoff of up to a second each, and tooz retries connection errors
-    fifteen times on top: a heartbeat against a server that is down would
-    take minutes instead of failing at once.  The client tooz makes gets no
-    retries; the heartbeat thread is what retries, with its own backoff.
-    """
-    if settings.kind != REDIS:
-        return
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    make_client = getattr(driver, "_make_client", None)
-    if make_client is None:  # pragma: no cover - depends on the tooz version
-        raise errors.CoordinationError(
-            reason="this tooz version's redis driver cannot be adjusted; "
-            "storaged supports tooz 9.x"
-        )
-
-    def make_without_retries(*args: Any, **kwargs: Any) -> Any:
-        client = make_client(*args, **kwargs)
-        client.set_retry(Retry(NoBackoff(), 0))
-        return client
-
-    driver._make_client = make_without_retries

@@ -1,8 +1,10 @@
 """Which coordination URLs storaged accepts, and its settings per back end.
 
 How the ``[coordination]`` TTLs become tooz driver options, and which URLs
-are refused (:func:`check_url`, :func:`validate_conf`); :class:`Settings`
-is what every other part of the coordination layer reads.
+are refused (:func:`check_url`, :func:`settings_from_conf`); :class:`Settings`
+is what every other part of the coordination layer reads.  :data:`SCHEMES`
+maps each accepted scheme to a back end kind, and each kind has a lock back
+end in the ``storaged.coordination.locks`` entry points (``setup.cfg``).
 """
 
 from __future__ import annotations
@@ -275,14 +277,3 @@ def _uses_eventlet(conf: cfg.ConfigOpts) -> bool:
     except RuntimeError:
         return bool(conf.concurrency_backend == concurrency.EVENTLET)
 
-
-def validate_conf(conf: cfg.ConfigOpts, sources: Any = None) -> None:
-    """Check the ``[coordination]`` options, for ``prepare_service``.
-
-    Refuses an unknown or unfit back end, TTL options in the URL, a
-    heartbeat longer than a third of a TTL, ZooKeeper under eventlet.
-
-    :param sources: where options were set (unused: the caller adds the file).
-    :raises storaged.exception.ConfigError: with group and option set.
-    """
-    settings_from_conf(conf)

@@ -124,8 +124,12 @@ class ZooKeeperLocks(LockBackend):
         except kazoo_exc.NoNodeError:
             return []
 
-    def session_timeout(self) -> float:
-        """The session timeout the server granted, in seconds."""
+    def ttl_limit(self) -> float:
+        """The session timeout the server granted, in seconds.
+
+        A lock is an ephemeral znode of the session: it goes when the
+        session expires, which the server may make sooner than ``lock_ttl``.
+        """
         granted = getattr(self.client, "_session_timeout", None)
         if granted:
             return float(granted) / 1000.0

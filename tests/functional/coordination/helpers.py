@@ -27,6 +27,10 @@ import pytest
 from storaged.conf import coordination as coordination_conf
 from storaged.conf import default as default_conf
 from storaged.coordination import backends
+from storaged.coordination.backends.etcd import ETCD_LOCK_PREFIX
+from storaged.coordination.backends.file import FILE_LOCK_DIR
+from storaged.coordination.backends.redis import REDIS_LOCK_PREFIX
+from storaged.coordination.backends.zookeeper import ZK_LOCK_PATH
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -153,23 +157,23 @@ def lock_artifacts(url: str, prefix: str = "") -> list[str]:
     """What the back end keeps for locks whose stored name starts with prefix."""
     kind = backends.kind_of(url)
     if kind == "file":
-        base = os.path.join(urllib.parse.urlsplit(url).path, "locks")
+        base = os.path.join(urllib.parse.urlsplit(url).path, FILE_LOCK_DIR)
         try:
             names = os.listdir(base)
         except FileNotFoundError:
             names = []
     elif kind == "redis":
-        raw = redis_client(url).keys(backends.REDIS_LOCK_PREFIX + "*")
-        names = [k.decode()[len(backends.REDIS_LOCK_PREFIX):] for k in raw]
+        raw = redis_client(url).keys(REDIS_LOCK_PREFIX + "*")
+        names = [k.decode()[len(REDIS_LOCK_PREFIX):] for k in raw]
     elif kind == "etcd":
-        found = etcd_client(url).get_prefix(backends.ETCD_LOCK_PREFIX)
+        found = etcd_client(url).get_prefix(ETCD_LOCK_PREFIX)
         names = [
-            meta["key"].decode()[len(backends.ETCD_LOCK_PREFIX):] for _v, meta in found
+            meta["key"].decode()[len(ETCD_LOCK_PREFIX):] for _v, meta in found
         ]
     else:
         with zk_client(url) as client:
-            names = client.get_children(backends.ZK_LOCK_PATH) if client.exists(
-                backends.ZK_LOCK_PATH) else []
+            names = client.get_children(ZK_LOCK_PATH) if client.exists(
+                ZK_LOCK_PATH) else []
     return sorted(n for n in names if n.startswith(prefix))
 
 
