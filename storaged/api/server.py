@@ -1,4 +1,4 @@
-"""The HTTP server of ``storaged-api``.
+"""The HTTP server of one ``storaged-api`` worker.
 
 Under the **eventlet** backend (the default) the application is served by
 ``eventlet.wsgi``: one green thread per connection, HTTP/1.1 keep-alive,
@@ -7,23 +7,19 @@ backend it is served by the standard library (:mod:`wsgiref` handlers on a
 :class:`socketserver.ThreadingMixIn` server): one native thread per
 connection, keep-alive when the response has a ``Content-Length`` (every
 response of the API has), chunked request bodies and ``Expect:
-100-continue`` handled here.  Either way:
+100-continue`` handled here.
 
-* the socket is bound and listening before ``READY=1`` goes to systemd;
-* ``[api] workers`` processes share it (forked after binding; a worker that
-  dies is replaced);
-* SIGTERM (or SIGINT): stop accepting, close idle kept-alive connections,
-  let requests in progress finish for at most ``[api] shutdown_timeout``
-  seconds, exit 0;
-* SIGHUP reopens log files (after logrotate) and re-reads
-  ``container-sync-realms.conf``.
+:func:`serve` runs until its :class:`StopFlag` says stop; then it stops
+accepting, closes idle kept-alive connections and lets the requests in
+progress finish for at most ``[api] shutdown_timeout`` seconds.  How the
+workers are started, stopped and reloaded is :mod:`storaged.api.daemon`'s.
 
 Timeline of a stop with one request in flight::
 
-    t=0    SIGTERM: STOPPING=1; listening socket closed; idle connections closed
+    t=0    stop: listening socket closed; idle connections closed
     t=0.2  the upload in progress goes on ...
     t=3.1  ... its response is sent, its connection closed
-    t=3.1  exit 0     (or at t=shutdown_timeout, whatever is still running)
+    t=3.1  serve() returns (or at t=shutdown_timeout, whatever is still running)
 """
 
 from __future__ import annotations
@@ -31,8 +27,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Iterator
 import logging
-import os
-import signal
 import socket
 import socketserver
 import threading
@@ -43,12 +37,10 @@ from wsgiref import simple_server
 from oslo_config import cfg
 
 from storaged import concurrency
-from storaged import exception
 from storaged.api import body
 from storaged.api import framing
 from storaged.api import greenhttp
 from storaged.api import guard
-from storaged.common import systemd
 
 LOG = logging.getLogger(__name__)
 
@@ -78,41 +70,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 class StopFlag:
-    """Set by a signal handler, looked at by the serving loop.
+    """Set by the service (stop, reload), looked at by the serving loop."""
 
-    :param parent: for a worker, the parent's pid: the worker stops when its
-        parent is gone (killed with SIGKILL, say), instead of serving on
-        alone.
-    """
-
-    def __init__(self, parent: int = 0) -> None:
-        self._stopping = False
+    def __init__(self) -> None:
+        self.stopping = False
         self.reload = False
-        self.parent = parent
-
-    @property
-    def stopping(self) -> bool:
-        """True once asked to stop (or orphaned)."""
-        if not self._stopping and self.parent and os.getppid() != self.parent:
-            LOG.warning("The parent process is gone: stopping")
-            self._stopping = True
-        return self._stopping
-
-    @stopping.setter
-    def stopping(self, value: bool) -> None:
-        self._stopping = value
-
-    def install(self) -> None:
-        """Handle SIGTERM and SIGINT (stop) and SIGHUP (reload)."""
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
-        signal.signal(signal.SIGHUP, self._hup)
-
-    def _stop(self, signo: int, frame: Any) -> None:
-        self.stopping = True
-
-    def _hup(self, signo: int, frame: Any) -> None:
-        self.reload = True
 
 
 class _EventletLog:
@@ -552,7 +514,7 @@ def _serve_threading(
         body.abort_uploads()
 
 
-# -- a worker, and the parent of several ---------------------------------------
+# -- one worker's serving loop ---------------------------------------------------
 
 
 def reopen_log_files() -> None:
@@ -566,216 +528,18 @@ def reopen_log_files() -> None:
                 handler.release()
 
 
-def serve_worker(
+def serve(
     sock: socket.socket,
-    build_app: Callable[[], Any],
+    app: WSGIApp,
     conf: cfg.ConfigOpts,
     flag: StopFlag,
     on_ready: Callable[[], None],
+    on_reload: Callable[[], None],
 ) -> None:
-    """Build the application and serve ``sock`` until ``flag`` says stop."""
-    app = build_app()
-    realms = getattr(app, "realms", None)
+    """Serve ``sock`` with ``app`` until ``flag`` says stop, then drain.
 
-    def reload() -> None:
-        reopen_log_files()
-        # As oslo.service does for the periodic daemons: the options marked
-        # mutable take their new values (oslo.config logs each change, and
-        # a change to any other option as ignored).
-        try:
-            conf.mutate_config_files()
-        except Exception:
-            LOG.exception("SIGHUP: the configuration files could not be "
-                          "read again; keeping the current options")
-        if realms is not None:
-            LOG.info("SIGHUP: log files reopened, container-sync realms re-read")
-            realms.reload()
-
-    serve = _serve_eventlet if concurrency.is_eventlet() else _serve_threading
-    try:
-        serve(sock, app, conf, flag, on_ready, reload)
-    finally:
-        close = getattr(app, "close", None)
-        if close is not None:
-            close()
-
-
-def run(
-    conf: cfg.ConfigOpts,
-    build_app: Callable[[], Any],
-    notifier: systemd.Notifier,
-) -> int:
-    """Serve the API as ``storaged-api`` does; return the exit status.
-
-    :param build_app: makes the WSGI application (called in each worker,
-        after the fork: database connections are never shared).
+    :param on_ready: called once the server accepts connections.
+    :param on_reload: called in the serving loop after ``flag.reload`` was set.
     """
-    group = conf.api
-    flag = StopFlag()
-    flag.install()
-    try:
-        sock = bind_socket(group.bind_host, group.bind_port)
-    except OSError as err:
-        LOG.error("Cannot listen on %s:%s: %s", group.bind_host, group.bind_port,
-                  err.strerror or err)
-        return 1
-    host, port = sock.getsockname()[:2]
-    LOG.info("storaged-api listening on %s:%s (%s backend, %d worker(s))",
-             host, port, concurrency.backend(), group.workers)
-    if group.workers == 1:
-        def ready() -> None:
-            notifier.ready("serving on %s:%s" % (host, port))
-            notifier.start_watchdog()
-
-        try:
-            serve_worker(sock, build_app, conf, flag, ready)
-        finally:
-            notifier.stopping()
-            notifier.stop_watchdog()
-        LOG.info("storaged-api stopped")
-        return 0
-    return _run_workers(conf, sock, build_app, notifier, flag, "%s:%s" % (host, port))
-
-
-def _run_workers(
-    conf: cfg.ConfigOpts,
-    sock: socket.socket,
-    build_app: Callable[[], Any],
-    notifier: systemd.Notifier,
-    flag: StopFlag,
-    where: str,
-) -> int:
-    group = conf.api
-    native_os: Any = concurrency.native_module("os")
-    children: dict[int, int] = {}
-    read_end, write_end = native_os.pipe()
-    parent_pid = native_os.getpid()
-
-    def spawn(slot: int) -> None:
-        pid = native_os.fork()
-        if pid:
-            children[pid] = slot
-            return
-        # The worker: its own signal handling, never the parent's clean-up.
-        status = 0
-        try:
-            native_os.close(read_end)
-            child_flag = StopFlag(parent=parent_pid)
-            child_flag.install()
-
-            def ready() -> None:
-                native_os.write(write_end, b"1")
-
-            serve_worker(sock, build_app, conf, child_flag, ready)
-        except exception.ConfigError as err:
-            LOG.error("Worker %d cannot start: %s", slot, err)
-            status = 2
-        except BaseException:
-            LOG.exception("Worker %d failed", slot)
-            status = 1
-        finally:
-            os._exit(status)
-
-    # One at a time: each worker builds its application (creating the
-    # catalog and data directories on a first start) before the next forks.
-    for slot in range(group.workers):
-        spawn(slot)
-        status = _wait_started(native_os, read_end, children, slot)
-        if status is not None:
-            LOG.error("Worker %d exited with status %d before serving", slot, status)
-            _stop_children(native_os, children, 10.0)
-            return 2 if status == 2 else 1
-    notifier.ready("serving on %s with %d workers" % (where, group.workers))
-    notifier.start_watchdog()
-    last_spawn = 0.0
-    while not flag.stopping:
-        concurrency.native_sleep(_TICK)
-        while _wait_readable(read_end, 0):
-            native_os.read(read_end, 64)   # replacements saying they started
-        if flag.reload:
-            flag.reload = False
-            reopen_log_files()
-            for pid in list(children):
-                _signal(native_os, pid, signal.SIGHUP)
-        dead = _reap(native_os, children)
-        for slot in dead:
-            # Not faster than one per second: a worker that cannot start
-            # must not turn the parent into a fork loop.
-            wait = last_spawn + 1.0 - time.monotonic()
-            if wait > 0:
-                concurrency.native_sleep(wait)
-            LOG.warning("Worker %d exited; starting another", slot)
-            spawn(slot)
-            last_spawn = time.monotonic()
-    notifier.stopping()
-    notifier.stop_watchdog()
-    sock.close()
-    _stop_children(native_os, children, group.shutdown_timeout + 5.0)
-    LOG.info("storaged-api stopped")
-    return 0
-
-
-def _wait_started(
-    native_os: Any, read_end: int, children: dict[int, int], slot: int
-) -> int | None:
-    """Wait until worker ``slot`` says it serves; its exit status if it died."""
-    deadline = time.monotonic() + 120
-    statuses: list[int] = []
-    while time.monotonic() < deadline:
-        if _wait_readable(read_end, 0.2) and native_os.read(read_end, 1):
-            return None
-        if slot in _reap(native_os, children, statuses):
-            return statuses[-1] if statuses else 1
-    return 1
-
-
-def _stop_children(native_os: Any, children: dict[int, int], timeout: float) -> None:
-    """SIGTERM every worker, wait up to ``timeout``, then SIGKILL the rest."""
-    for pid in list(children):
-        _signal(native_os, pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while children and time.monotonic() < deadline:
-        _reap(native_os, children)
-        concurrency.native_sleep(_TICK)
-    for pid in list(children):
-        LOG.warning("Worker %d did not stop in time: killed", pid)
-        _signal(native_os, pid, signal.SIGKILL)
-        try:
-            native_os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-        children.pop(pid, None)
-
-
-def _signal(native_os: Any, pid: int, signo: int) -> None:
-    try:
-        native_os.kill(pid, signo)
-    except ProcessLookupError:
-        pass
-
-
-def _reap(
-    native_os: Any, children: dict[int, int], statuses: list[int] | None = None
-) -> list[int]:
-    """Collect exited workers; return their slots (exit statuses to ``statuses``)."""
-    slots = []
-    while children:
-        try:
-            pid, status = native_os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            children.clear()
-            break
-        if pid == 0:
-            break
-        slot = children.pop(pid, None)
-        if slot is not None:
-            slots.append(slot)
-            if statuses is not None and os.WIFEXITED(status):
-                statuses.append(os.WEXITSTATUS(status))
-    return slots
-
-
-def _wait_readable(fd: int, timeout: float) -> bool:
-    select_mod: Any = concurrency.native_module("select")
-    readable, _w, _x = select_mod.select([fd], [], [], timeout)
-    return bool(readable)
+    serve_with = _serve_eventlet if concurrency.is_eventlet() else _serve_threading
+    serve_with(sock, app, conf, flag, on_ready, on_reload)

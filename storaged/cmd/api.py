@@ -1,9 +1,10 @@
 """``storaged-api``: the Swift-compatible object API server (a systemd service).
 
 It parses the configuration, checks it (users, realms file, object store
-and catalog) before binding, binds ``[api] bind_host:bind_port``, tells
-systemd it is ready once the socket listens, and serves until SIGTERM
-(requests in progress finish within ``[api] shutdown_timeout``; exit 0).
+and catalog), binds ``[api] bind_host:bind_port`` and runs ``[api] workers``
+workers on oslo.service's launcher (:mod:`storaged.api.daemon`): READY=1
+once every worker serves, SIGTERM lets requests in progress finish within
+``[api] shutdown_timeout`` (exit 0), SIGHUP re-reads the mutable options.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         from storaged.api import app as app_mod
-        from storaged.api import server
+        from storaged.api import daemon
         from storaged.common import systemd
         from storaged.conf import api as api_conf
         from storaged.sync import realms
@@ -36,19 +37,19 @@ def main(argv: list[str] | None = None) -> int:
             prog=PROG,
             description="The Swift-compatible object API: auth, accounts, "
             "containers, objects and container-sync receipt.",
-            validators=[api_conf.check_users],
+            validators=[api_conf.check_users, api_conf.check_shutdown],
         )
         # Users and realms are checked before the socket is bound; the object
-        # store and catalog when the application is built (in each worker,
-        # never before a fork): a bad configuration exits with status 2
-        # before READY=1 either way.
+        # store and catalog when the application is first built (in this
+        # process, before any worker is forked): a bad configuration exits
+        # with status 2 before READY=1 either way.
         authority = app_mod.authority_from_conf(conf)
         realms.Realms.load(conf.sync.realms_conf)
 
         def build_app() -> app_mod.Application:
             return app_mod.make_app(conf, authority=authority)
 
-        return server.run(conf, build_app, notifier)
+        return daemon.run(conf, build_app, notifier)
 
     return config.run_command(PROG, body)
 

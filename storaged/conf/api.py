@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import dataclasses
+from typing import Any
 from typing import Final
 
 from oslo_config import cfg
@@ -122,7 +123,9 @@ Seconds requests in progress may take to finish after SIGTERM.
 
 On SIGTERM the server stops accepting connections, closes idle ones, lets
 the requests in progress finish for at most this long, then exits with
-status 0. The systemd unit's ``TimeoutStopSec`` must be longer.
+status 0. ``[DEFAULT] graceful_shutdown_timeout`` (after which the launcher
+ends a worker) must be larger, and the systemd unit's ``TimeoutStopSec``
+larger still.
 """,
     ),
     cfg.IntOpt(
@@ -277,6 +280,27 @@ def check_users(conf: cfg.ConfigOpts, sources: object = None) -> None:
     :raises storaged.exception.ConfigError: naming the option, never its value.
     """
     users_from_conf(conf)
+
+
+def check_shutdown(conf: cfg.ConfigOpts, sources: Any = None) -> None:
+    """Validator: the launcher must wait longer than a worker's drain.
+
+    oslo.service's launcher ends a worker that has not stopped after
+    ``[DEFAULT] graceful_shutdown_timeout`` seconds (0: never), so it must
+    be larger than ``[api] shutdown_timeout``.
+
+    :raises storaged.exception.ConfigError: naming the option.
+    """
+    grace = conf.graceful_shutdown_timeout
+    if grace and grace <= conf.api.shutdown_timeout:
+        where = sources.where(None, "graceful_shutdown_timeout") if sources else ""
+        raise exception.ConfigError(
+            "must be larger than [api] shutdown_timeout (%s), or 0"
+            % conf.api.shutdown_timeout,
+            where,
+            "DEFAULT",
+            "graceful_shutdown_timeout",
+        )
 
 
 def list_opts() -> list[tuple[str | cfg.OptGroup | None, list[cfg.Opt]]]:

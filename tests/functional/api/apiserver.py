@@ -36,15 +36,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def children(pid: int) -> list[int]:
+    """The pids of ``pid``'s children, whichever of its threads forked them."""
+    found: list[int] = []
+    try:
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                found += [int(p) for p in f.read().split()]
+    except FileNotFoundError:
+        if not os.path.exists("/proc/self/task/%d/children" % os.getpid()):
+            import pytest
+
+            pytest.skip("no /proc/<pid>/task/<tid>/children here")
+    return sorted(found)
+
+
 class ApiServer:
     """A ``storaged-api`` process with its own configuration.
 
     :param directory: where its state, configuration and log go.
     :param backend: ``eventlet`` or ``threading``.
     :param api: more ``[api]`` options.
+    :param default: more ``[DEFAULT]`` options.
+    :param env: more environment variables (``WATCHDOG_USEC``, ...).
     """
 
-    def __init__(self, directory, backend="eventlet", api=None, default=None):
+    def __init__(self, directory, backend="eventlet", api=None, default=None,
+                 env=None):
         self.dir = str(directory)
         self.backend = backend
         self.port = free_port()
@@ -66,6 +84,7 @@ class ApiServer:
             "debug": "false",
         }
         self.default.update(default or {})
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self._notify_dir = ""
         self._notify: socket.socket | None = None
@@ -103,7 +122,7 @@ class ApiServer:
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify.bind(path)
         env = dict(os.environ, STORAGED_CONCURRENCY_BACKEND=self.backend,
-                   NOTIFY_SOCKET=path)
+                   NOTIFY_SOCKET=path, **self.env)
         self.proc = subprocess.Popen(
             self.args(), cwd=ROOT, env=env,
             stdout=open(os.path.join(self.dir, "stdout"), "wb"),
@@ -150,6 +169,11 @@ class ApiServer:
                 with open(path, errors="replace") as f:
                     text += f.read()
         return text
+
+    def serving_pids(self) -> list[int]:
+        """The processes that serve: the workers, or the server itself."""
+        assert self.proc is not None
+        return children(self.proc.pid) or [self.proc.pid]
 
     def signal(self, signo: int) -> None:
         assert self.proc is not None

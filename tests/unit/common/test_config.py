@@ -155,3 +155,22 @@ def test_command_line_error_exits_2_with_one_line(tmp_path):
         "storaged-manage: %s: [kvs] timeout: could not convert string to "
         "float: 'soon'\n" % path
     )
+
+
+def test_api_drain_must_fit_in_the_launchers_grace(tmp_path):
+    from storaged.conf import api as api_conf
+
+    path = tmp_path / "storaged.conf"
+    path.write_text("[DEFAULT]\ngraceful_shutdown_timeout = 40\n"
+                    "[api]\nshutdown_timeout = 45\n")
+    with pytest.raises(exception.ConfigError) as info:
+        config.prepare_service(["--config-file", str(path)], prog="storaged-api",
+                               setup_logging=False,
+                               validators=[api_conf.check_shutdown])
+    assert str(info.value).replace(str(path), "F") == (
+        "F: [DEFAULT] graceful_shutdown_timeout: must be larger than "
+        "[api] shutdown_timeout (45.0), or 0")
+    path.write_text("[DEFAULT]\ngraceful_shutdown_timeout = 0\n"
+                    "[api]\nshutdown_timeout = 45\n")
+    config.prepare_service(["--config-file", str(path)], prog="storaged-api",
+                           setup_logging=False, validators=[api_conf.check_shutdown])
