@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from storaged.api import guard
+from storaged.api.handlers import Handlers
 from tests.unit.api.conftest import Client
 
 
@@ -17,7 +18,7 @@ def test_an_unexpected_error_answered_500_is_counted(app, caplog):
     wrapped = guard.ResponseGuard(app)
     client = Client(wrapped)
     token = client.token()
-    app.handlers.service = Broken()
+    app.handlers = Handlers(Broken(), app.realms, app.settings)
     res = client.call("HEAD", "/v1/AUTH_test/c/o", {"X-Auth-Token": token})
     assert res.status == 500
     assert wrapped.failures == 1

@@ -1,0 +1,87 @@
+"""Account, container and object requests, answered as Swift answers them.
+
+:class:`Handlers` is what :mod:`storaged.api.app` calls: it builds one
+handler per resource, each given its collaborators, and passes each request
+on.  Each handler gets the :class:`~storaged.api.protocol.Request`, its
+:class:`~storaged.api.routes.Route` and the caller's
+:class:`~storaged.api.auth.Identity`, calls the object service (always
+through :func:`~storaged.api.handlers.common.run`: every call reads or
+writes sqlite or disk) and returns a :class:`~storaged.api.protocol.Response`.
+Errors are raised (:class:`~storaged.api.protocol.HTTPError`, or a storaged
+exception that :mod:`storaged.api.errors` maps to a status).
+
+The modules:
+
+* :mod:`.account`, :mod:`.container`, :mod:`.objects`: one per resource;
+* :mod:`.objectmeta`: an object's headers, stored and sent back;
+* :mod:`.conditions`: ETags, conditional requests, ``Range``;
+* :mod:`.listing`: listing formats, parameters and rendering;
+* :mod:`.common`: :class:`Settings` and what several modules share.
+
+A feature that builds on plain object requests (server-side copy, large
+objects) gets a module of its own beside :mod:`.objects`, and a place here.
+
+Statuses, for a quick look (details in ``docs/api.rst``):
+
+========================  ===========================================================
+account GET / HEAD        200 (204 empty plain listing) / 204
+container PUT             201 created, 202 existed
+container POST            204; 404 missing
+container HEAD / GET      204 / 200 (204 empty plain listing); 404 missing
+container DELETE          204; 404 missing; 409 not empty
+object PUT                201; 202 older than the stored one (sync); 404 no container;
+                          411 no length; 413 too large; 422 ETag mismatch;
+                          499 client gone; 408 client too slow
+object GET / HEAD         200, 206 range, 304 / 412 conditions, 416 bad range; 404
+object POST               202; 404 missing; 409 older than the stored one (sync)
+object DELETE             204; 404 missing; 409 older than the stored one (sync)
+========================  ===========================================================
+"""
+
+from __future__ import annotations
+
+from storaged.api.auth import Identity
+from storaged.api.handlers.account import AccountHandler
+from storaged.api.handlers.common import DRAIN_LIMIT
+from storaged.api.handlers.common import POLICY
+from storaged.api.handlers.common import Settings
+from storaged.api.handlers.container import ContainerHandler
+from storaged.api.handlers.objects import ObjectHandler
+from storaged.api.protocol import Request
+from storaged.api.protocol import Response
+from storaged.api.routes import Route
+from storaged.objects.repository import ObjectRepository
+from storaged.sync import realms as realms_mod
+
+__all__ = ["DRAIN_LIMIT", "POLICY", "Handlers", "Settings"]
+
+
+class Handlers:
+    """The resource handlers, one per kind of path.
+
+    :param service: the object service.
+    :param realms: container-sync realms (to validate ``X-Container-Sync-To``).
+    :param settings: the ``[api]`` settings.
+    """
+
+    def __init__(
+        self,
+        service: ObjectRepository,
+        realms: realms_mod.Realms,
+        settings: Settings,
+    ) -> None:
+        self.accounts = AccountHandler(service)
+        self.containers = ContainerHandler(service, realms, settings)
+        self.objects = ObjectHandler(service, settings)
+
+    def account(self, req: Request, route: Route, ident: Identity) -> Response:
+        """Answer a request for ``/v1/<account>``."""
+        return self.accounts.handle(req, route, ident)
+
+    def container(self, req: Request, route: Route, ident: Identity) -> Response:
+        """Answer a request for ``/v1/<account>/<container>``."""
+        return self.containers.handle(req, route, ident)
+
+    def obj(self, req: Request, route: Route, ident: Identity) -> Response:
+        """Answer a request for ``/v1/<account>/<container>/<object>``."""
+        return self.objects.handle(req, route, ident)

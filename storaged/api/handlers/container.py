@@ -1,0 +1,131 @@
+"""Container requests: PUT, POST, HEAD, GET (the listing of objects), DELETE.
+
+Also the container's headers (:func:`container_headers`) and the metadata
+changes a PUT or POST asks for, container-sync's settings included
+(validated against the realms and the allowed sync hosts).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from storaged.api.auth import Identity
+from storaged.api.handlers.common import POLICY
+from storaged.api.handlers.common import Settings
+from storaged.api.handlers.common import run
+from storaged.api.handlers.listing import CONTENT_TYPES
+from storaged.api.handlers.listing import listing_format
+from storaged.api.handlers.listing import listing_params
+from storaged.api.handlers.listing import render_listing
+from storaged.api.protocol import Headers
+from storaged.api.protocol import Request
+from storaged.api.protocol import Response
+from storaged.api.protocol import error
+from storaged.api.protocol import last_modified
+from storaged.api.routes import Route
+from storaged.catalog import SECRET_KEYS
+from storaged.catalog import SYNC_KEY_KEY
+from storaged.catalog import SYNC_TO_KEY
+from storaged.catalog import ContainerInfo
+from storaged.objects.repository import ObjectRepository
+from storaged.sync import realms as realms_mod
+
+#: Container headers only an account owner sees and sets.
+OWNER_HEADERS: Final = frozenset(SECRET_KEYS | {SYNC_TO_KEY})
+
+
+class ContainerHandler:
+    """Answers ``/v1/<account>/<container>``.
+
+    :param service: the object service.
+    :param realms: container-sync realms (to validate ``X-Container-Sync-To``).
+    :param settings: the ``[api]`` settings.
+    """
+
+    def __init__(
+        self,
+        service: ObjectRepository,
+        realms: realms_mod.Realms,
+        settings: Settings,
+    ) -> None:
+        self.service = service
+        self.realms = realms
+        self.settings = settings
+
+    def handle(self, req: Request, route: Route, ident: Identity) -> Response:
+        """Container PUT, POST, HEAD, GET and DELETE."""
+        method = req.method
+        a, c = route.account, route.container
+        if method in ("GET", "HEAD"):
+            info = run(self.service.container_info, a, c)
+            headers = container_headers(info, ident.owns(a))
+            if method == "HEAD":
+                fmt = listing_format(req)
+                return Response(204, b"", headers, content_type=CONTENT_TYPES[fmt])
+            params = listing_params(req)
+            fmt = listing_format(req)
+            entries = run(self.service.list_objects, a, c, **params)
+            return render_listing(fmt, "container", c, entries, headers)
+        if method == "PUT":
+            policy = req.header_text("X-Storage-Policy")
+            if policy and policy.strip().lower() != POLICY.lower():
+                raise error(400, "Invalid X-Storage-Policy '%s'" % policy)
+            updates = self._container_updates(req, ident, a)
+            created = run(self.service.create_container, a, c, updates)
+            return Response(201 if created else 202, b"")
+        if method == "POST":
+            updates = self._container_updates(req, ident, a)
+            run(self.service.update_container_metadata, a, c, updates)
+            return Response(204, b"")
+        if method == "DELETE":
+            run(self.service.delete_container, a, c)
+            return Response(204, b"")
+        raise error(405, headers=[("Allow", "DELETE, GET, HEAD, POST, PUT")])
+
+    def _container_updates(
+        self, req: Request, ident: Identity, account: str
+    ) -> dict[str, str]:
+        """Metadata changes a container PUT or POST asks for.
+
+        ``X-Container-Meta-*`` set, ``X-Remove-Container-Meta-*`` remove;
+        the sync headers (and temp URL keys) only from an owner, silently
+        dropped from others as Swift does.
+        """
+        updates: dict[str, str] = {}
+        for name, value in req.headers_with_prefix("X-Container-Meta-"):
+            updates[name] = value
+        for name, _value in req.headers_with_prefix("X-Remove-Container-Meta-"):
+            updates["X-Container-Meta-" + name[len("X-Remove-Container-Meta-"):]] = ""
+        if ident.owns(account):
+            for key in (SYNC_TO_KEY, SYNC_KEY_KEY):
+                text = req.header_text(key)
+                if text is not None:
+                    updates[key] = text.strip()
+                if req.header("X-Remove-" + key[2:]) is not None:
+                    updates[key] = ""
+            sync_to = updates.get(SYNC_TO_KEY)
+            if sync_to:
+                realms_mod.parse_sync_to(
+                    sync_to, self.realms, self.settings.allowed_sync_hosts
+                )
+                updates[SYNC_TO_KEY] = sync_to.rstrip("/")
+        else:
+            for key in OWNER_HEADERS:
+                updates.pop(key, None)
+        return updates
+
+
+def container_headers(info: ContainerInfo, owner: bool) -> Headers:
+    """Return a container's HEAD/GET headers; owner-only ones for owners only."""
+    headers = Headers([
+        ("X-Container-Object-Count", str(info.object_count)),
+        ("X-Container-Bytes-Used", str(info.bytes_used)),
+        ("X-Timestamp", info.created_at.normal),
+        ("X-Put-Timestamp", info.put_timestamp.normal),
+        ("Last-Modified", last_modified(info.put_timestamp)),
+    ])
+    for key, value in sorted(info.metadata.items()):
+        if key in OWNER_HEADERS and not owner:
+            continue
+        headers[key] = value
+    return headers

@@ -1,0 +1,126 @@
+"""Account and container listings: format, query parameters, rendering.
+
+A listing is JSON, XML or plain text (``?format=``, else ``Accept``), and
+is rendered from the catalog's entries as Swift renders it: an account
+lists containers, a container lists objects and ``subdir`` entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+import json
+from typing import Any
+from typing import Final
+from xml.sax import saxutils
+
+from storaged.api.handlers.common import TRUE_VALUES
+from storaged.api.protocol import Headers
+from storaged.api.protocol import Request
+from storaged.api.protocol import Response
+from storaged.api.protocol import error
+from storaged.catalog import MAX_LIMIT
+from storaged.catalog import Subdir
+
+#: The ``Content-Type`` of each listing format.
+CONTENT_TYPES: Final = {
+    "json": "application/json; charset=utf-8",
+    "xml": "application/xml; charset=utf-8",
+    "plain": "text/plain; charset=utf-8",
+}
+
+
+def listing_format(req: Request) -> str:
+    """Return ``json``, ``xml`` or ``plain``: ``?format=``, else ``Accept``."""
+    fmt = req.query.get("format", "").lower()
+    if fmt in ("json", "application/json"):
+        return "json"
+    if fmt in ("xml", "application/xml", "text/xml"):
+        return "xml"
+    if fmt in ("plain", "text/plain"):
+        return "plain"
+    accept = (req.header("Accept") or "").lower()
+    if "application/json" in accept:
+        return "json"
+    if "application/xml" in accept or "text/xml" in accept:
+        return "xml"
+    return "plain"
+
+
+def listing_params(req: Request) -> dict[str, Any]:
+    """Return the listing parameters of the query (Swift's names).
+
+    :raises HTTPError: 412 for a limit over 10,000.
+    """
+    query = req.query
+    params: dict[str, Any] = {}
+    limit = query.get("limit", "")
+    if limit.isdigit():
+        number = int(limit)
+        if number > MAX_LIMIT:
+            raise error(412, "Maximum limit is %d" % MAX_LIMIT)
+        params["limit"] = number
+    for name in ("marker", "end_marker", "prefix", "delimiter"):
+        value = query.get(name)
+        if value:
+            params[name] = value
+    if query.get("reverse", "").lower() in TRUE_VALUES:
+        params["reverse"] = True
+    return params
+
+
+def _entry_json(kind: str, entry: Any) -> dict[str, Any]:
+    if isinstance(entry, Subdir):
+        return {"subdir": entry.name}
+    if kind == "container":
+        return {
+            "name": entry.name,
+            "hash": entry.etag,
+            "bytes": entry.size,
+            "content_type": entry.content_type,
+            "last_modified": entry.created_at.isoformat,
+        }
+    return {
+        "name": entry.name,
+        "count": entry.object_count,
+        "bytes": entry.bytes_used,
+        "last_modified": entry.last_modified,
+    }
+
+
+def render_listing(
+    fmt: str,
+    kind: str,
+    name: str,
+    entries: Iterable[Any],
+    headers: Headers,
+) -> Response:
+    """Return a listing as Swift renders it (an empty plain listing is a 204)."""
+    items = [_entry_json(kind, e) for e in entries]
+    if fmt == "json":
+        body = json.dumps(items, ensure_ascii=False).encode("utf-8")
+    elif fmt == "xml":
+        body = _listing_xml(kind, name, items)
+    else:
+        if not items:
+            return Response(204, b"", headers, content_type=CONTENT_TYPES["plain"])
+        body = "".join(
+            "%s\n" % item.get("name", item.get("subdir")) for item in items
+        ).encode("utf-8")
+    return Response(200, body, headers, content_type=CONTENT_TYPES[fmt])
+
+
+def _listing_xml(kind: str, name: str, items: list[dict[str, Any]]) -> bytes:
+    child = "object" if kind == "container" else "container"
+    out = ['<?xml version="1.0" encoding="UTF-8"?>\n<%s name=%s>' % (
+        kind, saxutils.quoteattr(name))]
+    for item in items:
+        if "subdir" in item:
+            out.append("<subdir name=%s><name>%s</name></subdir>" % (
+                saxutils.quoteattr(item["subdir"]), saxutils.escape(item["subdir"])))
+            continue
+        fields = "".join(
+            "<%s>%s</%s>" % (k, saxutils.escape(str(v)), k) for k, v in item.items()
+        )
+        out.append("<%s>%s</%s>" % (child, fields, child))
+    out.append("</%s>" % kind)
+    return "".join(out).encode("utf-8")

@@ -1,0 +1,94 @@
+"""An object's headers, both ways: what a write keeps, what a read sends.
+
+A PUT or POST keeps ``X-Object-Meta-*``, the :data:`OBJECT_HEADERS` and
+its ``Content-Type`` (:func:`request_metadata`, :func:`request_content_type`);
+a GET or HEAD sends them back with the ETag and timestamps
+(:func:`object_headers`).  Whatever writes or reads an object (a plain PUT
+or GET, a server-side copy, a large object's segments) goes through these.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from storaged.api.auth import Identity
+from storaged.api.handlers.common import TRUE_VALUES
+from storaged.api.handlers.conditions import quote_etag
+from storaged.api.protocol import Headers
+from storaged.api.protocol import Request
+from storaged.api.protocol import error
+from storaged.api.protocol import last_modified
+from storaged.objects.repository import ObjectInfo
+
+#: Object headers kept with the object and sent back with it, besides
+#: ``X-Object-Meta-*`` (Swift's default ``allowed_headers``, less expiry).
+OBJECT_HEADERS: Final = (
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+    "Cache-Control",
+    "Expires",
+    "X-Robots-Tag",
+)
+#: Large-object manifests: stored as plain objects when a sync sender
+#: pushes them (so they sync back intact), refused from users.
+MANIFEST_HEADERS: Final = ("X-Object-Manifest", "X-Static-Large-Object")
+
+
+def object_headers(info: ObjectInfo) -> Headers:
+    """Return the headers of an object's GET and HEAD."""
+    headers = Headers([
+        ("Etag", quote_etag(info.etag)),
+        ("Last-Modified", last_modified(info.timestamp)),
+        ("X-Timestamp", info.timestamp.normal),
+        ("X-Backend-Timestamp", info.timestamp.internal),
+        ("Accept-Ranges", "bytes"),
+    ])
+    for name, value in info.metadata.items():
+        headers[name] = value
+    return headers
+
+
+def request_metadata(req: Request, ident: Identity) -> dict[str, str]:
+    """Return the metadata a PUT or POST stores with the object.
+
+    :raises HTTPError: 400 for a manifest header from anyone but a sync
+        sender.
+    """
+    # Swift keeps an object's headers whatever their bytes.
+    meta = dict(req.headers_with_prefix("X-Object-Meta-", strict=False))
+    for name in OBJECT_HEADERS:
+        value = req.header_text(name, strict=False)
+        if value is not None:
+            meta[name] = value
+    for name in MANIFEST_HEADERS:
+        value = req.header_text(name)
+        if value is None:
+            continue
+        if not ident.is_sync:
+            raise error(
+                400, "Large object manifests (%s) are not supported" % name
+            )
+        meta[name] = value
+    return meta
+
+
+def request_content_type(req: Request) -> str | None:
+    """Return the ``Content-Type`` to store, or None to guess from the name.
+
+    :raises HTTPError: 400 for a value that is not UTF-8.
+    """
+    raw = req.environ.get("headers_raw")
+    if raw is not None and not any(k.lower() == "content-type" for k, _v in raw):
+        # eventlet's server fills in text/plain when the client sent no
+        # Content-Type; the object's name should tell instead.
+        return None
+    value = req.header_text("Content-Type", invalid="Invalid Content-Type")
+    detect = (req.header("X-Detect-Content-Type") or "").lower() in TRUE_VALUES
+    if value is None or detect or not value.strip():
+        return None
+    # Swift's internal size hint never belongs to the stored type.
+    parts = [
+        p for p in value.split(";") if not p.strip().startswith("swift_bytes=")
+    ]
+    return ";".join(parts).strip()
