@@ -98,6 +98,24 @@ class InvalidName(StoragedError):
     msg_fmt = "Invalid %(kind)s: %(reason)s"
 
 
+class MetadataTooLarge(InvalidName):
+    """User metadata, as it would be stored, is over its count or size limit.
+
+    Raised with ``limit`` (``"count"`` or ``"size"``) and ``maximum`` (the
+    limit's value), so that the object API can answer with Swift's text.
+    """
+
+    @property
+    def limit(self) -> str:
+        """``"count"`` (too many items) or ``"size"`` (too many bytes)."""
+        return str(self.kwargs.get("limit", ""))
+
+    @property
+    def maximum(self) -> int:
+        """The limit that was exceeded."""
+        return int(self.kwargs.get("maximum", 0))
+
+
 class UsageError(StoragedError):
     """A command line argument is not of the expected form."""
 

@@ -1,4 +1,4 @@
-"""The container catalog: Swift-style container databases on this node.
+"""The catalog: Swift-style container and account databases on this node.
 
 Objects live in containers (``account/container/object``).  Each container
 has a sqlite database (WAL) with one row per object name, its metadata with
@@ -9,7 +9,8 @@ daemon follows.  Writes are last-writer-wins by Swift's timestamps; deletes
 leave tombstones, reclaimed after ``[catalog] reclaim_age``.  Object data
 that a newer write left unreferenced is recorded as garbage in the same
 transaction, for the object service to delete.  An account index lists
-each account's containers with their counts.
+each account's containers with their counts; an account's metadata (with
+per-key timestamps, as a container's) is in a database of its own.
 
 Everything here is synchronous file and sqlite I/O.  Callers in green
 threads wrap each call in :func:`storaged.concurrency.run_blocking`::
@@ -26,6 +27,8 @@ may use the same catalog at once.  See ``docs/catalog.rst``.
 
 from __future__ import annotations
 
+from storaged.catalog.account import AccountBroker
+from storaged.catalog.account import AccountRecord
 from storaged.catalog.broker import ContainerBroker
 from storaged.catalog.listing import MAX_LIMIT
 from storaged.catalog.listing import Subdir
@@ -54,7 +57,9 @@ __all__ = [
     "SECRET_KEYS",
     "SYNC_KEY_KEY",
     "SYNC_TO_KEY",
+    "AccountBroker",
     "AccountInfo",
+    "AccountRecord",
     "Catalog",
     "ContainerBroker",
     "ContainerInfo",

@@ -13,7 +13,7 @@ a lock) and any number of processes may open the same container at once.
 The broker is built in parts, one module each:
 
 * :mod:`storaged.catalog.records`: what it returns (rows, infos, stats);
-* :mod:`storaged.catalog.metadata`: container metadata and its merge;
+* :mod:`storaged.catalog.metadata`: container (and account) metadata and its merge;
 * :mod:`storaged.catalog.broker_base`: its database, names and transactions;
 * :mod:`storaged.catalog.sync_points`: the change log and sync points;
 * :mod:`storaged.catalog.garbage`: object data no longer referenced;
@@ -43,6 +43,7 @@ from storaged.catalog.metadata import SECRET_KEYS
 from storaged.catalog.metadata import SYNC_KEY_KEY
 from storaged.catalog.metadata import SYNC_TO_KEY
 from storaged.catalog.metadata import check_container_metadata
+from storaged.catalog.metadata import live_values
 from storaged.catalog.metadata import merge_metadata
 from storaged.catalog.reclaim import ReclaimMixin
 from storaged.catalog.records import SELECT_OBJECTS
@@ -260,7 +261,7 @@ class ContainerBroker(SyncPointsMixin, GarbageMixin, ReclaimMixin):
             object_count=state.object_count,
             bytes_used=state.bytes_used,
             max_row=max_row,
-            metadata={k: v[0] for k, v in state.metadata.items() if v[0]},
+            metadata=live_values(state.metadata),
             metadata_timestamps={k: Timestamp(v[1]) for k, v in state.metadata.items()},
             garbage_count=state.garbage_count,
         )

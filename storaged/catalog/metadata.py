@@ -1,11 +1,12 @@
-"""Container metadata: the sync and secret keys, and the per-key merge.
+"""Account and container metadata: the per-key merge, the sync and secret keys.
 
-A container's metadata is stored as one JSON object in its
-``container_info`` row, each key with the value and the timestamp of its
-last update (:data:`StoredMetadata`).  Updates are merged one key at a
-time, last writer wins; an empty value deletes a key, which keeps its
-timestamp so that an older value cannot come back.  A change of
-``X-Container-Sync-To`` resets every sync point, as in Swift.
+Metadata is stored as one JSON object in the ``container_info`` (or
+``account_info``) row, each key with the value and the timestamp of its
+last update (:data:`StoredMetadata`), as Swift stores it.  Updates are
+merged one key at a time, last writer wins (:func:`merge_entries`); an
+empty value deletes a key, which keeps its timestamp so that an older value
+cannot come back.  A change of ``X-Container-Sync-To`` resets every sync
+point of the container, as in Swift.
 """
 
 from __future__ import annotations
@@ -38,6 +39,47 @@ def stored_value(metadata: StoredMetadata, key: str) -> str:
     """Return the value of ``key`` in stored metadata, ``""`` if unset or deleted."""
     entry = metadata.get(key)
     return entry[0] if entry else ""
+
+
+def live_values(metadata: StoredMetadata) -> dict[str, str]:
+    """Return the keys of stored metadata that have a value, with their values."""
+    return {k: v[0] for k, v in metadata.items() if v[0]}
+
+
+def merge_entries(
+    current: StoredMetadata, updates: Mapping[str, str], ts: Timestamp
+) -> StoredMetadata:
+    """Return ``current`` with ``updates`` made at ``ts`` merged in.
+
+    Each key is taken only if ``ts`` is newer than the key's timestamp, so
+    updates applied in any order end the same.  ``current`` is not changed.
+    """
+    merged = {k: list(v) for k, v in current.items()}
+    for key, value in updates.items():
+        old = merged.get(key)
+        if old is None or ts > Timestamp(old[1]):
+            merged[key] = [value, ts.internal]
+    return merged
+
+
+def dump_stored(metadata: StoredMetadata) -> str:
+    """Return stored metadata as the JSON text its column holds."""
+    return json.dumps(metadata, sort_keys=True, ensure_ascii=False)
+
+
+def check_account_metadata(
+    metadata: Mapping[str, str], limits: names.Limits
+) -> dict[str, str]:
+    """Validate account metadata headers; return them in canonical case.
+
+    :raises storaged.exception.InvalidName: a bad key or value.
+    """
+    return names.validate_metadata(
+        metadata,
+        kind="account metadata",
+        prefix=names.ACCOUNT_META_PREFIX,
+        limits=limits,
+    )
 
 
 def check_container_metadata(
@@ -73,11 +115,7 @@ def merge_metadata(
     :raises storaged.exception.InvalidName: the user metadata would exceed
         the limits.
     """
-    merged = {k: list(v) for k, v in current.items()}
-    for key, value in updates.items():
-        old = merged.get(key)
-        if old is None or ts > Timestamp(old[1]):
-            merged[key] = [value, ts.internal]
+    merged = merge_entries(current, updates, ts)
     if merged == current:
         return False
     names.check_user_metadata_totals(
@@ -91,8 +129,5 @@ def merge_metadata(
     if old_sync_to != new_sync_to:
         # A new target: everything must be pushed again (as Swift does).
         conn.execute("DELETE FROM sync_points")
-    conn.execute(
-        "UPDATE container_info SET metadata = ?",
-        (json.dumps(merged, sort_keys=True, ensure_ascii=False),),
-    )
+    conn.execute("UPDATE container_info SET metadata = ?", (dump_stored(merged),))
     return True

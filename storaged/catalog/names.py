@@ -17,12 +17,12 @@ Names never become file names: the catalog stores a container under a hash
 of ``account/container``.  The checks keep the database and the wire
 protocol sane, not the file system.
 
-Metadata (container metadata, an object's headers) are header names and
-values: names are HTTP tokens, values have no NUL, CR or LF.  The entries
-whose name starts with the user prefix (``X-Container-Meta-``,
-``X-Object-Meta-``) also obey Swift's user metadata limits: name (after the
-prefix) at most 128 bytes, value at most 256 bytes, at most 90 entries and
-4096 bytes of names and values together.
+Metadata (account and container metadata, an object's headers) are header
+names and values: names are HTTP tokens, values have no NUL, CR or LF.  The
+entries whose name starts with the user prefix (``X-Account-Meta-``,
+``X-Container-Meta-``, ``X-Object-Meta-``) also obey Swift's user metadata
+limits: name (after the prefix) at most 128 bytes, value at most 256 bytes,
+at most 90 entries and 4096 bytes of names and values together.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Final
 from storaged import exception
 
 #: User metadata prefixes, in the canonical case :func:`canonical_key` gives.
+ACCOUNT_META_PREFIX: Final = "X-Account-Meta-"
 CONTAINER_META_PREFIX: Final = "X-Container-Meta-"
 OBJECT_META_PREFIX: Final = "X-Object-Meta-"
 
@@ -231,7 +232,8 @@ def validate_metadata(
     """Check metadata and return it with canonical keys.
 
     :param metadata: header name -> value.
-    :param kind: ``"container metadata"`` or ``"object metadata"``.
+    :param kind: ``"account metadata"``, ``"container metadata"`` or
+        ``"object metadata"``.
     :param prefix: the user metadata prefix whose entries obey the limits
         of ``limits`` (counted after the prefix, as Swift does).
     :param allow_empty_values: an empty value is how a container metadata
@@ -239,7 +241,9 @@ def validate_metadata(
     :param raw_values: values may carry bytes that are not UTF-8, as lone
         surrogates (``surrogateescape``): Swift keeps an object's metadata
         whatever its bytes.  Sizes count those bytes.
-    :raises storaged.exception.InvalidName: naming the offending key.
+    :raises storaged.exception.InvalidName: naming the offending key;
+        :class:`~storaged.exception.MetadataTooLarge` when the user metadata
+        has too many entries or bytes.
     """
     if not isinstance(metadata, Mapping):
         raise exception.InvalidName(
@@ -303,15 +307,19 @@ def validate_metadata(
                 count += 1
                 overall += name_bytes + value_bytes
     if count > limits.max_meta_count:
-        raise exception.InvalidName(
+        raise exception.MetadataTooLarge(
             kind=kind,
             reason=f"{count} metadata items, the limit is {limits.max_meta_count}",
+            limit="count",
+            maximum=limits.max_meta_count,
         )
     if overall > limits.max_meta_overall_size:
-        raise exception.InvalidName(
+        raise exception.MetadataTooLarge(
             kind=kind,
             reason=f"metadata is {overall} bytes, the limit is "
             f"{limits.max_meta_overall_size}",
+            limit="size",
+            maximum=limits.max_meta_overall_size,
         )
     return result
 
@@ -325,10 +333,11 @@ def check_user_metadata_totals(
 ) -> None:
     """Check the count and total size of the non-empty user metadata.
 
-    Used on a container's metadata after an update was merged in, so that
-    several small updates cannot together exceed the limits.
+    Used on an account's or a container's metadata after an update was
+    merged in, so that several small updates cannot together exceed the
+    limits.
 
-    :raises storaged.exception.InvalidName: when over a limit.
+    :raises storaged.exception.MetadataTooLarge: when over a limit.
     """
     live = {k: v for k, v in metadata.items() if v}
     validate_metadata(live, kind=kind, prefix=prefix, limits=limits)

@@ -1,7 +1,7 @@
 """The catalog's sqlite schemas and their migrations.
 
-Each kind of database (a container, the account index) has a list of
-migrations; migration ``n`` takes a database from version ``n`` to
+Each kind of database (a container, an account, the account index) has a
+list of migrations; migration ``n`` takes a database from version ``n`` to
 ``n + 1``, and the version is kept in ``PRAGMA user_version``.  A new
 database is built by running every migration from version 0, so there is
 one path to the current schema, and an old database is brought forward the
@@ -203,6 +203,31 @@ CONTAINER = Schema(
             BEGIN
                 UPDATE container_info SET garbage_count = garbage_count - 1;
             END
+            """,
+        ),
+    ),
+)
+
+
+# -- an account database -----------------------------------------------------
+
+ACCOUNT = Schema(
+    name="account",
+    check="SELECT account, metadata FROM account_info",
+    migrations=(
+        (
+            # One row: the account.  ``id`` is the random id of this
+            # database file (its file name); ``metadata`` is JSON
+            # ``{key: [value, timestamp]}`` as in ``container_info``.  The
+            # account's containers and totals are in the account index:
+            # only what cannot be derived from the containers lives here.
+            """
+            CREATE TABLE account_info (
+                id TEXT NOT NULL,
+                account TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                metadata TEXT NOT NULL DEFAULT '{}'
+            )
             """,
         ),
     ),

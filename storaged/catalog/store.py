@@ -1,11 +1,14 @@
-"""The catalog of one node: its container databases and the account index.
+"""The catalog of one node: container and account databases, the account index.
 
 Layout under ``[catalog] path``::
 
     containers/<h[:2]>/<h>/<db id>.db   one database per container, where
                                         h = sha256("<account>/<container>")
+    accounts/<h[:2]>/<h>/<db id>.db     one database per account with
+                                        metadata, h = sha256("<account>")
     index/<db id>.db                    the account index
     quarantined/containers/<h>-<ts>/    damaged databases, moved aside
+    quarantined/accounts/<h>-<ts>/
     quarantined/index/index-<ts>/
     tmp/                                databases being built, reclaimed ones
 
@@ -20,7 +23,9 @@ late reports never roll figures back), and :meth:`Catalog.reclaim`, which
 visits every container database, reports each one again.  So the index may
 lag behind a container by one change when a process dies between the two
 commits, until the next change or reclaim pass.  A missing or damaged index
-is rebuilt from the container databases.
+is rebuilt from the container databases; what cannot be derived from
+them, an account's metadata, is kept in the account's own database instead
+(:mod:`storaged.catalog.account`).
 
 Callers in green threads wrap every call in
 :func:`storaged.concurrency.run_blocking`: all of it is file and sqlite I/O.
@@ -47,6 +52,7 @@ from storaged import exception
 from storaged.catalog import listing
 from storaged.catalog import names
 from storaged.catalog import schema
+from storaged.catalog.account import AccountBroker
 from storaged.catalog.broker import ContainerBroker
 from storaged.catalog.broker_base import DEFAULT_RECLAIM_AGE
 from storaged.catalog.database import DB_SUFFIX
@@ -190,6 +196,7 @@ class Catalog:
         self.synchronous = synchronous
         self.limits = limits
         self.containers_dir = os.path.join(path, "containers")
+        self.accounts_dir = os.path.join(path, "accounts")
         self.tmp_dir = os.path.join(path, "tmp")
         self.quarantine_dir = os.path.join(path, "quarantined")
         for directory in (self.containers_dir, self.tmp_dir):
@@ -335,6 +342,32 @@ class Catalog:
                 continue
             for entry in entries:
                 yield os.path.join(top, entry)
+
+    # -- accounts ------------------------------------------------------------------
+
+    def account_dir(self, account: str) -> str:
+        """Return the directory of an account's database (name unchecked)."""
+        digest = hashlib.sha256(account.encode()).hexdigest()
+        return os.path.join(self.accounts_dir, digest[:2], digest)
+
+    def account(self, account: str | bytes) -> AccountBroker:
+        """Return the broker of an account's database (which may not exist yet).
+
+        Cheap: the database is opened on first use.  Close the broker (or
+        use it in a ``with`` block) when done.
+
+        :raises storaged.exception.InvalidName: a bad account name.
+        """
+        account = names.validate_account(account, self.limits)
+        db = Database(
+            self.account_dir(account),
+            schema=schema.ACCOUNT,
+            timeout=self.timeout,
+            synchronous=self.synchronous,
+            tmp_dir=self.tmp_dir,
+            quarantine_dir=os.path.join(self.quarantine_dir, "accounts"),
+        )
+        return AccountBroker(db, account, limits=self.limits)
 
     # -- the account index ---------------------------------------------------------
 

@@ -22,11 +22,12 @@ CATALOG_OPTS = [
         help="""
 Directory of the container catalog.
 
-It holds one database per container (``containers/``), the account index
-(``index/``), damaged databases moved aside (``quarantined/``) and work files
-(``tmp/``). It must be on a local filesystem (sqlite's WAL mode needs shared
-memory between the processes of one host; never NFS), writable by the
-``storaged`` user, and the same for every storaged process of the node.
+It holds one database per container (``containers/``), one per account
+with metadata (``accounts/``), the account index (``index/``), damaged
+databases moved aside (``quarantined/``) and work files (``tmp/``). It must
+be on a local filesystem (sqlite's WAL mode needs shared memory between the
+processes of one host; never NFS), writable by the ``storaged`` user, and
+the same for every storaged process of the node.
 
 Possible values:
     * An absolute directory path

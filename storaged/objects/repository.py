@@ -166,6 +166,36 @@ class ObjectRepository:
         if self.cache is not None:
             self.cache.close()
 
+    # -- accounts ------------------------------------------------------------
+
+    def account_metadata(self, account: str) -> dict[str, str]:
+        """Return an account's metadata (empty for an account that has none)."""
+        with self.catalog.account(account) as broker:
+            try:
+                return dict(broker.info().metadata)
+            except exception.AccountNotFound:
+                return {}
+
+    def update_account_metadata(
+        self,
+        account: str,
+        updates: Mapping[str, str],
+        timestamp: Timestamp | None = None,
+    ) -> bool:
+        """Set (or, with an empty value, remove) account metadata.
+
+        Accounts exist implicitly: the first update makes the account's
+        database.
+
+        :returns: whether anything changed.
+        :raises storaged.exception.InvalidName: bad metadata, or over the
+            limits once merged (:class:`~storaged.exception.MetadataTooLarge`).
+        :raises storaged.exception.CatalogFull: below the catalog's reserve.
+        """
+        self.catalog.require_space()
+        with self.catalog.account(account) as broker:
+            return broker.update_metadata(dict(updates), timestamp)
+
     # -- containers ----------------------------------------------------------
 
     def create_container(

@@ -14,6 +14,7 @@ The modules:
 
 * :mod:`.account`, :mod:`.container`, :mod:`.objects`: one per resource;
 * :mod:`.objectmeta`: an object's headers, stored and sent back;
+* :mod:`.metadata`: Swift's checks of the user metadata a request sends;
 * :mod:`.conditions`: ETags, conditional requests, ``Range``;
 * :mod:`.listing`: listing formats, parameters and rendering;
 * :mod:`.common`: :class:`Settings` and what several modules share.
@@ -25,6 +26,7 @@ Statuses, for a quick look (details in ``docs/api.rst``):
 
 ========================  ===========================================================
 account GET / HEAD        200 (204 empty plain listing) / 204
+account POST              204; 400 bad metadata or over Swift's limits
 container PUT             201 created, 202 existed
 container POST            204; 404 missing
 container HEAD / GET      204 / 200 (204 empty plain listing); 404 missing

@@ -1,8 +1,14 @@
-"""Account requests: HEAD (totals) and GET (the listing of containers).
+"""Account requests: HEAD and GET (totals, metadata, the listing of containers), POST.
 
 Accounts exist implicitly, as with Swift's ``account_autocreate``: an
 account the catalog does not know answers with zero totals and an empty
-listing.
+listing, and its first POST stores its metadata.
+
+Who may POST: whoever may use the account at all (the application has
+checked that already): its users and reseller admins.  A user of the
+account who is not ``.admin`` is treated as an owner here, as for every
+other request, until storaged has account ACLs; container-sync senders
+never reach accounts.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ from storaged.api.handlers.listing import CONTENT_TYPES
 from storaged.api.handlers.listing import listing_format
 from storaged.api.handlers.listing import listing_params
 from storaged.api.handlers.listing import render_listing
+from storaged.api.handlers.metadata import check_metadata
+from storaged.api.handlers.metadata import metadata_updates
+from storaged.api.handlers.metadata import over_limit
 from storaged.api.protocol import Headers
 from storaged.api.protocol import Request
 from storaged.api.protocol import Response
@@ -32,21 +41,44 @@ class AccountHandler:
         self.service = service
 
     def handle(self, req: Request, route: Route, ident: Identity) -> Response:
-        """Account HEAD and GET (listing of containers)."""
-        if req.method not in ("GET", "HEAD"):
-            raise error(405, headers=[("Allow", "GET, HEAD")])
+        """Account HEAD, GET (listing of containers) and POST (metadata)."""
+        if req.method in ("GET", "HEAD"):
+            return self._get(req, route)
+        if req.method == "POST":
+            return self._post(req, route)
+        raise error(405, headers=[("Allow", "GET, HEAD, POST")])
+
+    def _get(self, req: Request, route: Route) -> Response:
         params = listing_params(req)
         fmt = listing_format(req)
-        totals = run(self._account_totals, route.account)
+        totals, metadata = run(self._account_state, route.account)
         headers = Headers([
             ("X-Account-Container-Count", str(totals[0])),
             ("X-Account-Object-Count", str(totals[1])),
             ("X-Account-Bytes-Used", str(totals[2])),
         ])
+        for key, value in sorted(metadata.items()):
+            headers[key] = value
         if req.method == "HEAD":
             return Response(204, b"", headers, content_type=CONTENT_TYPES[fmt])
         entries = run(self.service.list_containers, route.account, **params)
         return render_listing(fmt, "account", route.account, entries, headers)
+
+    def _post(self, req: Request, route: Route) -> Response:
+        """Set, update and remove ``X-Account-Meta-*``; 204 as Swift's proxy."""
+        check_metadata(req, "account", self.service.catalog.limits)
+        updates = metadata_updates(req, "account")
+        try:
+            run(self.service.update_account_metadata, route.account, updates)
+        except exception.MetadataTooLarge as err:
+            raise over_limit(err) from err
+        return Response(204, b"")
+
+    def _account_state(
+        self, account: str
+    ) -> tuple[tuple[int, int, int], dict[str, str]]:
+        """Return the totals and the metadata of an account (one trip to the pool)."""
+        return self._account_totals(account), self.service.account_metadata(account)
 
     def _account_totals(self, account: str) -> tuple[int, int, int]:
         try:

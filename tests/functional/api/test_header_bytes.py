@@ -86,6 +86,19 @@ def test_raw_bytes_round_trip(server):
     status, _h, body = request(server, token, "POST", base + "/c0",
                                [("X-Container-Meta-Raw", b"\xff")])
     assert (status, body) == (400, b"Metadata must be valid UTF-8")
+    # Account metadata: UTF-8 round-trips, anything else is refused.
+    for value in VALUES:
+        b = value.encode("utf-8")
+        status, _h, _b = request(server, token, "POST", base,
+                                 [("X-Account-Meta-Note", b)])
+        assert status == 204
+        for method in ("HEAD", "GET"):
+            status, headers, _b = request(server, token, method, base)
+            assert headers["x-account-meta-note"] == b, method
+    status, _h, body = request(server, token, "POST", base,
+                               [("X-Account-Meta-Raw", b"\xff")])
+    assert (status, body) == (400, b"Metadata must be valid UTF-8")
+    request(server, token, "POST", base, [("X-Remove-Account-Meta-Note", b"x")])
     # Account listing and HEAD still answer.
     status, headers, body = request(server, token, "GET", base + "?format=json")
     assert status == 200 and len(body) > 2
@@ -106,9 +119,13 @@ def test_swiftclient_round_trip(server):
         assert conn.head_container("sc")["x-container-meta-note"] == value
         conn.post_container("sc", headers={"X-Container-Meta-Note": value + "3"})
         assert conn.get_container("sc")[0]["x-container-meta-note"] == value + "3"
+        conn.post_account({"X-Account-Meta-Note": value})
+        assert conn.head_account()["x-account-meta-note"] == value
+        assert conn.get_account()[0]["x-account-meta-note"] == value
     _h, containers = conn.get_account()
     assert "sc" in [c["name"] for c in containers]
     _h, objects = conn.get_container("sc")
     assert sorted(o["name"] for o in objects) == sorted(VALUES)
     for value in VALUES:
         conn.delete_object("sc", value)
+    conn.post_account({"X-Remove-Account-Meta-Note": "x"})

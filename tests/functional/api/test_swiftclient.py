@@ -73,6 +73,30 @@ def test_cli_upload_list_stat_download_delete(server, tmp_path):
     assert cli(server, "list").stdout == ""
 
 
+def test_cli_account_metadata(server):
+    post = cli(server, "post", "-m", "Color:blue", "-m", "Note:värde")
+    assert post.returncode == 0, post.stderr
+    stat = cli(server, "stat")
+    assert stat.returncode == 0, stat.stderr
+    assert "Meta Color: blue" in stat.stdout
+    assert "Meta Note: värde" in stat.stdout
+    post = cli(server, "post", "-m", "Color:")  # an empty value removes
+    assert post.returncode == 0, post.stderr
+    stat = cli(server, "stat")
+    assert "Meta Color" not in stat.stdout and "Meta Note: värde" in stat.stdout
+    cli(server, "post", "-m", "Note:")
+
+
+def test_account_post_limits(conn):
+    conn.post_account({"X-Account-Meta-Team": "storage"})
+    assert conn.head_account()["x-account-meta-team"] == "storage"
+    with pytest.raises(swift.ClientException) as info:
+        conn.post_account({"X-Account-Meta-" + "k" * 129: "v"})
+    assert info.value.http_status == 400
+    conn.post_account({"X-Remove-Account-Meta-Team": "x"})
+    assert "x-account-meta-team" not in conn.head_account()
+
+
 def test_cli_bad_key(server):
     out = cli(server, "list", key="wrong")
     assert out.returncode != 0

@@ -204,7 +204,7 @@ def test_account_headers_and_listing(client):
     res = client.as_user("GET", "/v1/AUTH_test",
                          {"Accept": "application/json"}, query="marker=a&limit=2")
     assert [e["name"] for e in res.json()] == ["b", "c-1"]
-    assert client.as_user("POST", "/v1/AUTH_test").status == 405
+    assert client.as_user("PUT", "/v1/AUTH_test").status == 405
 
 
 def test_object_listings(client):
