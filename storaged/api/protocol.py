@@ -64,6 +64,14 @@ STATUSES: Final[dict[int, tuple[str, str]]] = {
 }
 
 
+#: swob's default ``Content-Type``: Swift's answers that set none (most
+#: error texts, ``Bad URL``, ``Maximum limit is 10000`` ...) carry it.
+HTML: Final = "text/html; charset=UTF-8"
+#: What Swift sends for the error texts it marks ``content_type='text/plain'``
+#: (its metadata checks, a bad storage policy, a bad parameter ...): no charset.
+PLAIN: Final = "text/plain"
+
+
 def new_request_id(extra: str | None = None) -> str:
     """Return a request id in Swift's form, with a client's extra part."""
     rid = "tx%s-%010x" % (uuid.uuid4().hex[:21], int(time.time()))
@@ -184,7 +192,7 @@ class Response:
                 else b""
             )
             if explanation and content_type is None:
-                content_type = "text/html; charset=UTF-8"
+                content_type = HTML
         self.body = body
         if isinstance(body, bytes):
             length = len(body)
@@ -228,13 +236,18 @@ def error(
     body: str | None = None,
     headers: Iterable[tuple[str, str]] = (),
     log_info: str = "",
+    content_type: str = PLAIN,
 ) -> HTTPError:
-    """Build an :class:`HTTPError`; a text ``body`` is sent as plain text."""
+    """Build an :class:`HTTPError`.
+
+    A text ``body`` is sent with ``content_type``: :data:`PLAIN` where
+    Swift gives ``content_type='text/plain'``, :data:`HTML` where it keeps
+    swob's default.  Without a body, Swift's HTML body for the status.
+    """
     if body is None:
         return HTTPError(Response(status, None, headers), log_info)
     return HTTPError(
-        Response(status, body.encode("utf-8"), headers,
-                 content_type="text/plain; charset=utf-8"),
+        Response(status, body.encode("utf-8"), headers, content_type=content_type),
         log_info,
     )
 

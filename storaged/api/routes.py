@@ -31,6 +31,8 @@ import dataclasses
 from typing import Final
 
 from storaged import exception
+from storaged.api.protocol import HTML
+from storaged.api.protocol import PLAIN
 from storaged.api.protocol import HTTPError
 from storaged.api.protocol import error
 from storaged.catalog import Limits
@@ -71,16 +73,19 @@ def decode_path(path_info: str) -> str:
     try:
         text = path_info.encode("latin-1").decode("utf-8")
     except UnicodeError as err:
-        raise error(412, "Invalid UTF8 or contains NULL") from err
+        raise error(412, "Invalid UTF8 or contains NULL", content_type=HTML) from err
     if "\x00" in text:
-        raise error(412, "Invalid UTF8 or contains NULL")
+        raise error(412, "Invalid UTF8 or contains NULL", content_type=HTML)
     return text
 
 
 def _too_long(kind: str, name: str, limit: int) -> HTTPError | None:
     size = len(name.encode("utf-8"))
     if size > limit:
-        return error(400, "%s name length of %d longer than %d" % (kind, size, limit))
+        # Swift's check_object_creation says so in plain text; its proxy's
+        # container and account controllers in swob's default HTML type.
+        return error(400, "%s name length of %d longer than %d" % (kind, size, limit),
+                     content_type=PLAIN if kind == "Object" else HTML)
     return None
 
 
@@ -107,7 +112,7 @@ def route(path: str, limits: Limits) -> Route:
     if account and version not in VERSIONS:
         raise error(400)
     if not account:
-        raise error(412, "Bad URL")
+        raise error(412, "Bad URL", content_type=HTML)
     for problem in (
         _too_long("Account", account, limits.max_account_name_length),
         _too_long("Container", container, limits.max_container_name_length),

@@ -267,7 +267,10 @@ class ContainerBroker(SyncPointsMixin, GarbageMixin, ReclaimMixin):
         )
 
     def update_metadata(
-        self, updates: Mapping[str, str], timestamp: TimestampLike | None = None
+        self,
+        updates: Mapping[str, str],
+        timestamp: TimestampLike | None = None,
+        touch: bool = False,
     ) -> bool:
         """Merge metadata into the container's (Swift's container POST).
 
@@ -278,6 +281,10 @@ class ContainerBroker(SyncPointsMixin, GarbageMixin, ReclaimMixin):
         ``X-Container-Sync-To`` changes, every worker's sync points are
         reset.
 
+        :param touch: also move the container's put timestamp to
+            ``timestamp`` when that is newer, in the same transaction, as
+            Swift's container server does on a POST (its ``Last-Modified``
+            and ``X-Put-Timestamp`` follow).
         :returns: whether anything changed.
         :raises storaged.exception.ContainerNotFound: missing or deleted.
         :raises storaged.exception.InvalidName: a bad key or value, or the
@@ -289,6 +296,11 @@ class ContainerBroker(SyncPointsMixin, GarbageMixin, ReclaimMixin):
         def apply(conn: sqlite3.Connection, state: ContainerState) -> tuple[bool, bool]:
             self._require_alive(state)
             changed = merge_metadata(conn, state.metadata, meta, ts, self.limits)
+            if touch and ts > state.put_timestamp:
+                conn.execute(
+                    "UPDATE container_info SET put_timestamp = ?", (ts.internal,)
+                )
+                changed = True
             return changed, changed
 
         return self._write(apply)

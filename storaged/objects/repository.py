@@ -245,9 +245,12 @@ class ObjectRepository:
         container: str,
         updates: Mapping[str, str],
         timestamp: Timestamp | None = None,
+        touch: bool = False,
     ) -> bool:
         """Set (or, with an empty value, remove) container metadata.
 
+        :param touch: move the container's put timestamp too (a client's
+            POST, see :meth:`ContainerBroker.update_metadata`).
         :raises storaged.exception.ContainerNotFound: no such container.
         :raises storaged.exception.CatalogFull: below the catalog's reserve.
         """
@@ -257,7 +260,7 @@ class ObjectRepository:
                     account=account, container=container
                 )
             self.catalog.require_space()
-            return broker.update_metadata(dict(updates), timestamp)
+            return broker.update_metadata(dict(updates), timestamp, touch=touch)
 
     def list_containers(self, account: str, **listing: Any) -> list[Any]:
         """List an account's containers (prefix, marker, limit, delimiter...)."""

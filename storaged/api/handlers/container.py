@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from storaged import exception
 from storaged.api.auth import Identity
 from storaged.api.handlers.common import POLICY
 from storaged.api.handlers.common import Settings
@@ -17,6 +18,9 @@ from storaged.api.handlers.listing import CONTENT_TYPES
 from storaged.api.handlers.listing import listing_format
 from storaged.api.handlers.listing import listing_params
 from storaged.api.handlers.listing import render_listing
+from storaged.api.handlers.metadata import check_metadata
+from storaged.api.handlers.metadata import metadata_updates
+from storaged.api.handlers.metadata import over_limit
 from storaged.api.protocol import Headers
 from storaged.api.protocol import Request
 from storaged.api.protocol import Response
@@ -67,15 +71,22 @@ class ContainerHandler:
             entries = run(self.service.list_objects, a, c, **params)
             return render_listing(fmt, "container", c, entries, headers)
         if method == "PUT":
-            policy = req.header_text("X-Storage-Policy")
-            if policy and policy.strip().lower() != POLICY.lower():
-                raise error(400, "Invalid X-Storage-Policy '%s'" % policy)
+            check_metadata(req, "container", self.service.catalog.limits)
+            check_policy(req)
             updates = self._container_updates(req, ident, a)
-            created = run(self.service.create_container, a, c, updates)
+            try:
+                created = run(self.service.create_container, a, c, updates)
+            except exception.MetadataTooLarge as err:
+                raise over_limit(err) from err
             return Response(201 if created else 202, b"")
         if method == "POST":
+            check_metadata(req, "container", self.service.catalog.limits)
             updates = self._container_updates(req, ident, a)
-            run(self.service.update_container_metadata, a, c, updates)
+            try:
+                run(self.service.update_container_metadata, a, c, updates,
+                    touch=True)
+            except exception.MetadataTooLarge as err:
+                raise over_limit(err) from err
             return Response(204, b"")
         if method == "DELETE":
             run(self.service.delete_container, a, c)
@@ -87,15 +98,12 @@ class ContainerHandler:
     ) -> dict[str, str]:
         """Metadata changes a container PUT or POST asks for.
 
-        ``X-Container-Meta-*`` set, ``X-Remove-Container-Meta-*`` remove;
+        ``X-Container-Meta-*`` set, ``X-Remove-Container-Meta-*`` remove
+        (a set wins over a removal of the same key, as in Swift's proxy);
         the sync headers (and temp URL keys) only from an owner, silently
         dropped from others as Swift does.
         """
-        updates: dict[str, str] = {}
-        for name, value in req.headers_with_prefix("X-Container-Meta-"):
-            updates[name] = value
-        for name, _value in req.headers_with_prefix("X-Remove-Container-Meta-"):
-            updates["X-Container-Meta-" + name[len("X-Remove-Container-Meta-"):]] = ""
+        updates = metadata_updates(req, "container")
         if ident.owns(account):
             for key in (SYNC_TO_KEY, SYNC_KEY_KEY):
                 text = req.header_text(key)
@@ -123,9 +131,24 @@ def container_headers(info: ContainerInfo, owner: bool) -> Headers:
         ("X-Timestamp", info.created_at.normal),
         ("X-Put-Timestamp", info.put_timestamp.normal),
         ("Last-Modified", last_modified(info.put_timestamp)),
+        ("X-Storage-Policy", POLICY),
     ])
     for key, value in sorted(info.metadata.items()):
         if key in OWNER_HEADERS and not owner:
             continue
         headers[key] = value
     return headers
+
+
+def check_policy(req: Request) -> None:
+    """Refuse an ``X-Storage-Policy`` that names no policy, as Swift's proxy.
+
+    Names compare without regard to case; an empty value means the
+    default.  storaged has one policy, so a container never changes policy
+    (Swift's 409 for that cannot happen).
+
+    :raises HTTPError: 400 ``Invalid X-Storage-Policy '<name>'``.
+    """
+    policy = req.header_text("X-Storage-Policy", strict=False)
+    if policy and policy.upper() != POLICY.upper():
+        raise error(400, "Invalid X-Storage-Policy '%s'" % policy)

@@ -12,6 +12,7 @@ to check; :func:`over_limit` gives its refusal Swift's answer.
 from __future__ import annotations
 
 from storaged import exception
+from storaged.api.protocol import HTML
 from storaged.api.protocol import HTTPError
 from storaged.api.protocol import Request
 from storaged.api.protocol import error
@@ -53,9 +54,12 @@ def check_metadata(req: Request, kind: str, limits: Limits) -> None:
 
 def over_limit(err: exception.MetadataTooLarge) -> HTTPError:
     """Return Swift's 400 for metadata over a limit once merged with what is stored."""
+    # Swift's account and container servers say so in swob's default type.
     if err.limit == "count":
-        return error(400, "Too many metadata items; max %d" % err.maximum)
-    return error(400, "Total metadata too large; max %d" % err.maximum)
+        return error(400, "Too many metadata items; max %d" % err.maximum,
+                     content_type=HTML)
+    return error(400, "Total metadata too large; max %d" % err.maximum,
+                 content_type=HTML)
 
 
 def metadata_updates(req: Request, kind: str) -> dict[str, str]:
