@@ -542,10 +542,11 @@ class ContainerBroker(SyncPointsMixin, GarbageMixin, ReclaimMixin):
         prefix: str = "",
         delimiter: str = "",
         reverse: bool = False,
+        path: str | None = None,
     ) -> list[ObjectRow | listing.Subdir]:
         """List live objects (tombstones never show), as Swift's container GET.
 
-        See :mod:`storaged.catalog.listing` for the semantics.
+        See :mod:`storaged.catalog.listing` for the semantics (``path`` too).
 
         :param limit: at most this many entries; default and maximum
             :data:`~storaged.catalog.listing.MAX_LIMIT` (10,000).
@@ -555,6 +556,8 @@ class ContainerBroker(SyncPointsMixin, GarbageMixin, ReclaimMixin):
         """
         limit = check_limit(limit)
         params = check_listing_params(marker, end_marker, prefix, delimiter)
+        if path is not None:
+            path = check_listing_params("", "", path, "")["prefix"]
         with self._read() as conn:
             self._require_alive_fast(conn)
 
@@ -572,5 +575,6 @@ class ContainerBroker(SyncPointsMixin, GarbageMixin, ReclaimMixin):
                 return [ObjectRow.from_row(r) for r in rows]
 
             return listing.list_entries(
-                fetch, lambda r: r.name, limit=limit, reverse=reverse, **params
+                fetch, lambda r: r.name, limit=limit, reverse=reverse, path=path,
+                **params,
             )

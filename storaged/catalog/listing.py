@@ -15,8 +15,15 @@ account, with Swift's semantics:
   is where the delimiter first occurs after the prefix; every other name
   under that subdir is skipped with one jump of the bounds (no scan);
 * ``limit``: at most this many entries, subdirs included;
-* a subdir equal to ``marker`` is not listed again, so that a client can
-  page through a delimited listing by passing its last entry as the marker.
+* a subdir equal to ``marker`` (with ``reverse``, ``end_marker``, as
+  Swift's broker compares it) is not listed again, so that a client can
+  page through a delimited listing by passing its last entry as the marker;
+* ``path`` (Swift's container listing parameter, which replaces ``prefix``
+  and ``delimiter``): the names directly under the pseudo-directory
+  ``path``: prefix ``path/`` (``path`` stripped of trailing slashes;
+  ``""`` for the top), delimiter ``/``; a deeper name is skipped, not
+  folded into a subdir, except one that ends right after its first ``/``
+  (``path/sub/`` is listed); ``path/`` itself is not listed.
 
 Example, names ``a/1 a/2 b c/x/1``, delimiter ``/``::
 
@@ -125,6 +132,7 @@ def list_entries(
     marker: str = "",
     end_marker: str = "",
     reverse: bool = False,
+    path: str | None = None,
 ) -> list[T | Subdir]:
     """Run a listing over ``fetch``.
 
@@ -132,8 +140,15 @@ def list_entries(
         whose names are in ``bounds``, in name order (descending when
         ``reverse``).
     :param name_of: the name of a row.
+    :param path: Swift's ``path`` (replaces ``prefix`` and ``delimiter``).
     :returns: rows and :class:`Subdir` entries, in listing order.
     """
+    if path is not None:
+        path = path.rstrip("/") + "/" if path else ""
+        prefix, delimiter = path, "/"
+    # Swift's broker swaps the markers first when reversed, then remembers
+    # the (swapped) marker as the subdir not to list again.
+    repeated = end_marker if reverse else marker
     bounds = initial_bounds(
         prefix=prefix, marker=marker, end_marker=end_marker, reverse=reverse
     )
@@ -150,13 +165,18 @@ def list_entries(
         jumped = False
         for row in rows:
             name = name_of(row)
+            if path is not None and name == path:
+                _skip(bounds, name, reverse)
+                continue
             if delimiter:
                 end = name.find(delimiter, len(prefix))
-                if end >= 0:
+                deeper = path is None or len(name) > end + len(delimiter)
+                if end >= 0 and deeper:
                     subdir = name[: end + len(delimiter)]
                     # A client paging by the last entry it got passes that
                     # subdir as the marker: it must not come back (Swift).
-                    if subdir != marker:
+                    # Under ``path`` a deeper name is not listed at all.
+                    if path is None and subdir != repeated:
                         results.append(Subdir(subdir))
                     if reverse:
                         # Everything under subdir sorts at or after it.
@@ -169,15 +189,20 @@ def list_entries(
                     jumped = True
                     break
             results.append(row)
-            if reverse:
-                _tighten_upper(bounds, name)
-            else:
-                _tighten_lower(bounds, name, False)
+            _skip(bounds, name, reverse)
             if len(results) >= limit:
                 break
         if not jumped and len(rows) < want:
             break
     return results
+
+
+def _skip(bounds: Bounds, name: str, reverse: bool) -> None:
+    """Move the bounds past ``name`` (in the listing's direction)."""
+    if reverse:
+        _tighten_upper(bounds, name)
+    else:
+        _tighten_lower(bounds, name, False)
 
 
 def check_limit(limit: int | None) -> int:
@@ -199,6 +224,10 @@ def check_listing_params(
 ) -> dict[str, str]:
     """Check the text parameters of a listing; return them as keyword arguments.
 
+    NUL is allowed, as Swift allows it: no name holds one, so a parameter
+    with NUL only bounds the listing (``marker=b1%00`` lists from just
+    after ``b1``).
+
     :raises storaged.exception.InvalidName: one is not valid UTF-8 text.
     """
     params = {
@@ -207,4 +236,11 @@ def check_listing_params(
         "prefix": prefix,
         "delimiter": delimiter,
     }
-    return {k: names.check_text(v, "listing " + k) for k, v in params.items()}
+    checked: dict[str, str] = {}
+    for key, value in params.items():
+        if isinstance(value, bytes):
+            names.check_text(value.replace(b"\x00", b""), "listing " + key)
+            value = value.decode("utf-8")
+        names.check_text(value.replace("\x00", ""), "listing " + key)
+        checked[key] = value
+    return checked
