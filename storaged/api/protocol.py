@@ -202,7 +202,7 @@ class Response:
         if content_type is not None:
             self.headers["Content-Type"] = content_type
         elif "Content-Type" not in self.headers:
-            self.headers["Content-Type"] = "text/plain; charset=utf-8"
+            self.headers["Content-Type"] = HTML  # swob's default
         if "Content-Length" not in self.headers:
             self.headers["Content-Length"] = str(length)
 

@@ -99,3 +99,30 @@ def test_a_set_wins_over_a_remove_of_the_same_key(client):
     res = client.as_user("POST", C, {"X-Remove-Container-Meta-Color": "x"})
     assert res.status == 204
     assert "x-container-meta-color" not in client.as_user("HEAD", C).headers
+
+
+def test_answers_without_a_body_have_swobs_content_type(client):
+    html = "text/html; charset=UTF-8"
+    res = client.as_user("PUT", C)
+    assert (res.status, res.headers["content-type"]) == (201, html)
+    assert client.as_user("PUT", C).headers["content-type"] == html
+    assert client.as_user("POST", C).headers["content-type"] == html
+    client.as_user("PUT", C + "/o", body=b"x")
+    res = client.as_user("DELETE", C + "/o")
+    assert (res.status, res.headers["content-type"]) == (204, html)
+    assert client.as_user("DELETE", C).headers["content-type"] == html
+
+
+def test_bad_urls_as_swifts_proxy(client):
+    for path in ("/v1", "/v1/"):
+        res = client.as_user("GET", path)
+        assert (res.status, res.body) == (412, b"Bad URL"), path
+        assert res.headers["content-type"] == "text/html; charset=UTF-8"
+    res = client.as_user("PUT", "/v1/AUTH_test/" + "c" * 257)
+    assert (res.status, res.body) == (
+        400, b"Container name length of 257 longer than 256")
+    assert res.headers["content-type"] == "text/html; charset=UTF-8"
+    res = client.as_user("PUT", C + "/" + "o" * 1025, body=b"x")
+    assert (res.status, res.body) == (
+        400, b"Object name length of 1025 longer than 1024")
+    assert res.headers["content-type"] == "text/plain"
