@@ -322,7 +322,10 @@ class Request:
 
     @property
     def query(self) -> dict[str, str]:
-        """The query parameters (first value of each), decoded as UTF-8.
+        """The query parameters, decoded as UTF-8.
+
+        A parameter given twice has its last value, as in swob's
+        ``Request.params`` (a dict made of every pair).
 
         :raises HTTPError: 400 when a parameter is not valid UTF-8.
         """
@@ -332,8 +335,6 @@ class Request:
             for name, value in urlparse.parse_qsl(
                 raw, keep_blank_values=True, encoding="latin-1"
             ):
-                if name in result:
-                    continue
                 try:
                     result[name] = value.encode("latin-1").decode("utf-8")
                 except UnicodeError as err:
@@ -355,9 +356,9 @@ class Request:
         try:
             length = int(value)
         except ValueError as err:
-            raise error(400, "Invalid Content-Length") from err
+            raise error(400, "Invalid Content-Length", content_type=HTML) from err
         if length < 0:
-            raise error(400, "Invalid Content-Length")
+            raise error(400, "Invalid Content-Length", content_type=HTML)
         return length
 
     @property

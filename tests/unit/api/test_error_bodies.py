@@ -1,0 +1,40 @@
+"""Error answers with Swift's bodies and content types."""
+
+from __future__ import annotations
+
+C = "/v1/AUTH_test/c"
+HTML = "text/html; charset=UTF-8"
+
+
+def test_statuses_without_a_text_have_swobs_body(client):
+    res = client.as_user("GET", C + "/nothing")
+    assert res.status == 404
+    assert res.body == (b"<html><h1>Not Found</h1>"
+                        b"<p>The resource could not be found.</p></html>")
+    assert res.headers["content-type"] == HTML
+    res = client.call("GET", "/v1/AUTH_test")
+    assert res.status == 401
+    assert res.body.startswith(b"<html><h1>Unauthorized</h1>")
+    assert res.headers["content-type"] == HTML
+
+
+def test_bad_parameter_encoding(client):
+    client.as_user("PUT", C)
+    res = client.as_user("GET", C, query="marker=%ff")
+    assert (res.status, res.body) == (400, b'"marker" parameter not valid UTF-8')
+    assert res.headers["content-type"] == "text/plain"
+
+
+def test_a_parameter_given_twice_has_its_last_value(client):
+    client.as_user("PUT", C)
+    for name in ("a", "b", "c"):
+        client.as_user("PUT", C + "/" + name, body=b"x")
+    res = client.as_user("GET", C, query="marker=c&marker=a")
+    assert res.body == b"b\nc\n"
+
+
+def test_a_negative_content_length(client):
+    client.as_user("PUT", C)
+    res = client.as_user("PUT", C + "/o", environ={"CONTENT_LENGTH": "-1"})
+    assert (res.status, res.body) == (400, b"Invalid Content-Length")
+    assert res.headers["content-type"] == HTML
