@@ -1,11 +1,10 @@
 """Requests whose meaning storaged cannot honour yet: refused, never ignored.
 
 Swift's middlewares give some headers and query parameters a meaning that
-changes what a request does: ``X-Copy-From`` makes a PUT a copy,
-``X-Delete-At`` makes an object expire, ``X-Container-Read`` opens a
-container to others.  Storing the request as if the header were not there
-would answer 2xx for something that did not happen (an empty object for a
-copy, an object that never expires, a container that stays private).  Until
+changes what a request does: ``X-Delete-At`` makes an object expire,
+``X-Container-Read`` opens a container to others.  Storing the request as if
+the header were not there would answer 2xx for something that did not happen
+(an object that never expires, a container that stays private).  Until
 a feature exists, its request is refused with **501 Not Implemented** and a
 body that names the header, before anything is read or written.
 
@@ -57,10 +56,6 @@ _WRITE: Final = frozenset({"PUT", "POST"})
 
 #: Everything refused, in the order checked.
 UNSUPPORTED: Final[tuple[Unsupported, ...]] = (
-    # Server-side copy (Swift's copy middleware).
-    Unsupported("X-Copy-From", _OBJ, frozenset({"PUT"}), "server-side copy"),
-    Unsupported("X-Copy-From-Account", _OBJ, frozenset({"PUT"}), "server-side copy"),
-    Unsupported("Destination", _OBJ, frozenset({"COPY"}), "server-side copy"),
     # Large objects (dlo, slo): a user's manifest is refused by the object
     # handler already; deleting a manifest's segments cannot be done.
     Unsupported("?multipart-manifest", _OBJ, frozenset({"DELETE"}),
@@ -99,6 +94,9 @@ UNSUPPORTED: Final[tuple[Unsupported, ...]] = (
 
 def check(req: Request, kind: str) -> None:
     """Refuse ``req`` when it asks for a feature storaged does not have.
+
+    A server-side copy's PUT of its destination is checked too (a COPY
+    carries the headers of that PUT).
 
     :param kind: the resource the request is for (``routes.OBJECT`` ...).
     :raises HTTPError: 501 naming the header or parameter and the feature.

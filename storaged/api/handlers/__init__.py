@@ -13,6 +13,8 @@ exception that :mod:`storaged.api.errors` maps to a status).
 The modules:
 
 * :mod:`.account`, :mod:`.container`, :mod:`.objects`: one per resource;
+* :mod:`.copy`: server-side copy (COPY, PUT with ``X-Copy-From``), through
+  the object handler;
 * :mod:`.objectmeta`: an object's headers, stored and sent back;
 * :mod:`.metadata`: Swift's checks of the user metadata a request sends;
 * :mod:`.conditions`: ETags, conditional requests, ``Range``;
@@ -37,6 +39,9 @@ object PUT                201; 202 older than the stored one (sync); 404 no cont
 object GET / HEAD         200, 206 range, 304 / 412 conditions, 416 bad range; 404
 object POST               202; 404 missing; 409 older than the stored one (sync)
 object DELETE             204; 404 missing; 409 older than the stored one (sync)
+object COPY, PUT copy     201; 412 bad Destination / X-Copy-From; 400 body; 403 an
+                          account the caller may not use; 404 source or
+                          container; 413 source too large
 ========================  ===========================================================
 """
 
@@ -48,6 +53,8 @@ from storaged.api.handlers.common import DRAIN_LIMIT
 from storaged.api.handlers.common import POLICY
 from storaged.api.handlers.common import Settings
 from storaged.api.handlers.container import ContainerHandler
+from storaged.api.handlers.copy import Copier
+from storaged.api.handlers.copy import is_copy
 from storaged.api.handlers.objects import ObjectHandler
 from storaged.api.protocol import Request
 from storaged.api.protocol import Response
@@ -75,6 +82,7 @@ class Handlers:
         self.accounts = AccountHandler(service)
         self.containers = ContainerHandler(service, realms, settings)
         self.objects = ObjectHandler(service, settings)
+        self.copier = Copier(self.objects, settings)
 
     def account(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>``."""
@@ -86,4 +94,6 @@ class Handlers:
 
     def obj(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>/<container>/<object>``."""
+        if is_copy(req):
+            return self.copier.handle(req, route, ident)
         return self.objects.handle(req, route, ident)

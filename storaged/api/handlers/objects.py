@@ -83,7 +83,8 @@ class ObjectHandler:
             return self._post_object(req, route, ident)
         if method == "DELETE":
             return self._delete_object(req, route, ident)
-        raise error(405, headers=[("Allow", "DELETE, GET, HEAD, POST, PUT")])
+        # COPY is answered by the copier (:mod:`.copy`) before it gets here.
+        raise error(405, headers=[("Allow", "COPY, DELETE, GET, HEAD, POST, PUT")])
 
     # -- GET and HEAD -------------------------------------------------------------
 
