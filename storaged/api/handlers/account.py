@@ -16,6 +16,7 @@ from __future__ import annotations
 from storaged import exception
 from storaged.api.auth import Identity
 from storaged.api.handlers.common import run
+from storaged.api.handlers.common import vary_accept
 from storaged.api.handlers.listing import CONTENT_TYPES
 from storaged.api.handlers.listing import listing_format
 from storaged.api.handlers.listing import listing_params
@@ -59,6 +60,7 @@ class AccountHandler:
         ])
         for key, value in sorted(metadata.items()):
             headers[key] = value
+        vary_accept(req, headers)
         if req.method == "HEAD":
             return Response(204, b"", headers, content_type=CONTENT_TYPES[fmt])
         entries = run(self.service.list_containers, route.account, **params)

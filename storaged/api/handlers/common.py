@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from storaged import concurrency
 from storaged.api.auth import Identity
+from storaged.api.protocol import Headers
 from storaged.api.protocol import Request
 from storaged.api.protocol import error
 from storaged.catalog import Timestamp
@@ -75,3 +76,12 @@ def sync_timestamp(req: Request, ident: Identity) -> Timestamp | None:
             400, "X-Timestamp should be a UNIX timestamp float value; was %r"
             % value
         ) from err
+
+
+def vary_accept(req: Request, headers: Headers) -> None:
+    """Add ``Vary: Accept`` to a listing's answer when ``Accept`` chose its format.
+
+    As Swift's ``listing_formats``: not when ``?format=`` did.
+    """
+    if "format" not in req.query:
+        headers["Vary"] = "Accept"

@@ -14,6 +14,7 @@ from storaged.api.auth import Identity
 from storaged.api.handlers.common import POLICY
 from storaged.api.handlers.common import Settings
 from storaged.api.handlers.common import run
+from storaged.api.handlers.common import vary_accept
 from storaged.api.handlers.listing import CONTENT_TYPES
 from storaged.api.handlers.listing import listing_format
 from storaged.api.handlers.listing import listing_params
@@ -63,10 +64,13 @@ class ContainerHandler:
         if method in ("GET", "HEAD"):
             info = run(self.service.container_info, a, c)
             headers = container_headers(info, ident.owns(a))
+            vary_accept(req, headers)
             if method == "HEAD":
                 fmt = listing_format(req)
                 return Response(204, b"", headers, content_type=CONTENT_TYPES[fmt])
             params = listing_params(req)
+            if "path" in req.query:  # Swift's; ``path=`` lists the top
+                params["path"] = req.query["path"]
             fmt = listing_format(req)
             entries = run(self.service.list_objects, a, c, **params)
             return render_listing(fmt, "container", c, entries, headers)
