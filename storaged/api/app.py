@@ -56,6 +56,8 @@ from storaged.api.handlers import DRAIN_LIMIT
 from storaged.api.handlers import POLICY
 from storaged.api.handlers import Handlers
 from storaged.api.handlers import Settings
+from storaged.api.handlers import slo_manifest
+from storaged.api.handlers.segments import MAX_GET_TIME
 from storaged.api.protocol import HTTPError
 from storaged.api.protocol import Request
 from storaged.api.protocol import Response
@@ -329,6 +331,14 @@ class Application:
             },
             "tempauth": {"account_acls": False},
             "container_sync": {"realms": self.realms.as_info()},
+            "slo": {
+                "max_manifest_segments": slo_manifest.MAX_MANIFEST_SEGMENTS,
+                "max_manifest_size": slo_manifest.MAX_MANIFEST_SIZE,
+                "yield_frequency": slo_manifest.YIELD_FREQUENCY,
+                "min_segment_size": 1,
+                "allow_async_delete": False,
+            },
+            "dlo": {"max_get_time": MAX_GET_TIME},
         }
         return Response(200, json.dumps(info, sort_keys=True).encode("utf-8"),
                         content_type="application/json; charset=utf-8")

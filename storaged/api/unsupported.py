@@ -56,10 +56,6 @@ _WRITE: Final = frozenset({"PUT", "POST"})
 
 #: Everything refused, in the order checked.
 UNSUPPORTED: Final[tuple[Unsupported, ...]] = (
-    # Large objects (dlo, slo): a user's manifest is refused by the object
-    # handler already; deleting a manifest's segments cannot be done.
-    Unsupported("?multipart-manifest", _OBJ, frozenset({"DELETE"}),
-                "deleting a large object's segments", only="delete"),
     # Expiry (the object expirer).
     Unsupported("X-Delete-At", _OBJ, _WRITE, "object expiry"),
     Unsupported("X-Delete-After", _OBJ, _WRITE, "object expiry"),

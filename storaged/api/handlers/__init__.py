@@ -15,6 +15,9 @@ The modules:
 * :mod:`.account`, :mod:`.container`, :mod:`.objects`: one per resource;
 * :mod:`.copy`: server-side copy (COPY, PUT with ``X-Copy-From``), through
   the object handler;
+* :mod:`.dlo`, :mod:`.slo` (with :mod:`.slo_put`, :mod:`.slo_delete`,
+  :mod:`.slo_manifest`): large objects, read through :mod:`.segments`;
+  :mod:`.objects` hands manifests to them;
 * :mod:`.objectmeta`: an object's headers, stored and sent back;
 * :mod:`.metadata`: Swift's checks of the user metadata a request sends;
 * :mod:`.conditions`: ETags, conditional requests, ``Range``;
@@ -39,6 +42,11 @@ object PUT                201; 202 older than the stored one (sync); 404 no cont
 object GET / HEAD         200, 206 range, 304 / 412 conditions, 416 bad range; 404
 object POST               202; 404 missing; 409 older than the stored one (sync)
 object DELETE             204; 404 missing; 409 older than the stored one (sync)
+manifest PUT (SLO)        201; 400 bad manifest or segments; 413 too many segments
+                          or too large; 422 ETag mismatch; 202 with heartbeat=on
+large object GET / HEAD   200, 206, 304 / 412, 416 as an object's; 409 first
+                          segment missing or changed
+manifest DELETE (SLO)     200, the outcome in the body (Swift's bulk delete)
 object COPY, PUT copy     201; 412 bad Destination / X-Copy-From; 400 body; 403 an
                           account the caller may not use; 404 source or
                           container; 413 source too large

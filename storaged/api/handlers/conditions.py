@@ -23,7 +23,12 @@ UNSATISFIABLE: Final = "unsatisfiable"
 
 
 def quote_etag(etag: str) -> str:
-    """Return an ETag as sent in a header: ``"<hex>"``."""
+    """Return an ETag in quotes: ``"<hex>"``.
+
+    Swift sends a plain object's ETag bare (its proxy strips the object
+    server's quotes) and a large object's in quotes, as its ``slo`` and
+    ``dlo`` middlewares set it.
+    """
     return '"%s"' % etag
 
 
@@ -36,40 +41,46 @@ def _etag_list(value: str) -> list[str]:
     return [normalize_etag(v) for v in value.split(",") if v.strip()]
 
 
-def check_conditions(req: Request, info: ObjectInfo) -> None:
+def check_conditions(
+    req: Request, info: ObjectInfo, wire_etag: str | None = None
+) -> None:
     """Apply ``If-Match``, ``If-None-Match``, ``If-(Un)Modified-Since``.
 
+    :param wire_etag: the ``Etag`` header of a 304 or 412 (the bare
+        ``info.etag`` when None).
     :raises HTTPError: 412 (a precondition failed) or 304 (not modified).
     """
     etag = info.etag.lower()
+    sent = info.etag if wire_etag is None else wire_etag
     modified = float(math.ceil(info.timestamp.timestamp))
     if_match = req.header("If-Match")
     if if_match is not None:
         tags = _etag_list(if_match)
         if "*" not in tags and etag not in tags:
-            raise error(412, headers=[("Etag", quote_etag(info.etag))])
+            raise error(412, headers=[("Etag", sent)])
     if_none_match = req.header("If-None-Match")
     if if_none_match is not None:
         tags = _etag_list(if_none_match)
         if "*" in tags or etag in tags:
-            raise _not_modified(info)
+            raise _not_modified(info, sent)
     if if_match is None:
         since = req.header("If-Unmodified-Since")
         moment = parse_http_date(since) if since else None
         if moment is not None and modified > moment:
-            raise error(412, headers=[("Etag", quote_etag(info.etag))])
+            raise error(412, headers=[("Etag", sent)])
     if if_none_match is None:
         since = req.header("If-Modified-Since")
         moment = parse_http_date(since) if since else None
         if moment is not None and modified <= moment:
-            raise _not_modified(info)
+            raise _not_modified(info, sent)
 
 
-def _not_modified(info: ObjectInfo) -> HTTPError:
+def _not_modified(info: ObjectInfo, sent: str) -> HTTPError:
     return HTTPError(Response(304, b"", [
-        ("Etag", quote_etag(info.etag)),
+        ("Etag", sent),
         ("Last-Modified", last_modified(info.timestamp)),
         ("X-Timestamp", info.timestamp.normal),
+        ("Accept-Ranges", "bytes"),
     ]))
 
 

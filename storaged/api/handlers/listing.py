@@ -14,6 +14,8 @@ from typing import Final
 from xml.sax import saxutils
 
 from storaged.api.handlers.common import TRUE_VALUES
+from storaged.api.handlers.objectmeta import clean_content_type
+from storaged.api.handlers.slo_manifest import listing_fields
 from storaged.api.protocol import Headers
 from storaged.api.protocol import Request
 from storaged.api.protocol import Response
@@ -72,13 +74,16 @@ def _entry_json(kind: str, entry: Any) -> dict[str, Any]:
     if isinstance(entry, Subdir):
         return {"subdir": entry.name}
     if kind == "container":
-        return {
+        item = {
             "name": entry.name,
             "hash": entry.etag,
             "bytes": entry.size,
-            "content_type": entry.content_type,
+            "content_type": clean_content_type(entry.content_type),
             "last_modified": entry.created_at.isoformat,
         }
+        # A static large object lists its total size and its ETag too.
+        item.update(listing_fields(entry.size, entry.etag, entry.metadata))
+        return item
     return {
         "name": entry.name,
         "count": entry.object_count,

@@ -13,7 +13,6 @@ from typing import Final
 
 from storaged.api.auth import Identity
 from storaged.api.handlers.common import TRUE_VALUES
-from storaged.api.handlers.conditions import quote_etag
 from storaged.api.protocol import Headers
 from storaged.api.protocol import Request
 from storaged.api.protocol import error
@@ -30,30 +29,42 @@ OBJECT_HEADERS: Final = (
     "Expires",
     "X-Robots-Tag",
 )
-#: Large-object manifests: stored as plain objects when a sync sender
-#: pushes them (so they sync back intact), refused from users.
+#: Large-object manifests: ``X-Object-Manifest`` (a dynamic large object)
+#: from anyone, checked as Swift's ``dlo`` does; ``X-Static-Large-Object``
+#: only from a sync sender (users make one with ``?multipart-manifest=put``).
 MANIFEST_HEADERS: Final = ("X-Object-Manifest", "X-Static-Large-Object")
+#: Metadata a user never sees nor sets (a static large object's size and
+#: ETag, as Swift's object system metadata); sync senders push it along.
+SYSMETA_PREFIX: Final = "X-Object-Sysmeta-"
 
 
 def object_headers(info: ObjectInfo) -> Headers:
     """Return the headers of an object's GET and HEAD."""
     headers = Headers([
-        ("Etag", quote_etag(info.etag)),
+        # Bare, as Swift's proxy sends a plain object's ETag.
+        ("Etag", info.etag),
         ("Last-Modified", last_modified(info.timestamp)),
         ("X-Timestamp", info.timestamp.normal),
         ("X-Backend-Timestamp", info.timestamp.internal),
         ("Accept-Ranges", "bytes"),
     ])
     for name, value in info.metadata.items():
-        headers[name] = value
+        if not name.startswith(SYSMETA_PREFIX):
+            headers[name] = value
     return headers
+
+
+def clean_content_type(value: str) -> str:
+    """Return a stored ``Content-Type`` without Swift's ``swift_bytes``."""
+    parts = [p for p in value.split(";") if not p.strip().startswith("swift_bytes=")]
+    return ";".join(parts).strip()
 
 
 def request_metadata(req: Request, ident: Identity) -> dict[str, str]:
     """Return the metadata a PUT or POST stores with the object.
 
-    :raises HTTPError: 400 for a manifest header from anyone but a sync
-        sender.
+    :raises HTTPError: 400 for ``X-Static-Large-Object`` from anyone but a
+        sync sender, or a malformed ``X-Object-Manifest``.
     """
     # Swift keeps an object's headers whatever their bytes.
     meta = dict(req.headers_with_prefix("X-Object-Meta-", strict=False))
@@ -66,11 +77,30 @@ def request_metadata(req: Request, ident: Identity) -> dict[str, str]:
         if value is None:
             continue
         if not ident.is_sync:
-            raise error(
-                400, "Large object manifests (%s) are not supported" % name
-            )
+            if name == "X-Static-Large-Object":
+                raise error(
+                    400, "X-Static-Large-Object is a reserved header. To create "
+                    "a static large object add query param multipart-manifest=put."
+                )
+            check_object_manifest(value)
         meta[name] = value
+    if ident.is_sync:
+        meta.update(req.headers_with_prefix(SYSMETA_PREFIX, strict=False))
     return meta
+
+
+def check_object_manifest(value: str) -> None:
+    """Check an ``X-Object-Manifest`` value as Swift's ``dlo`` does.
+
+    :raises HTTPError: 400 unless it is ``<container>/<prefix>`` (both
+        non-empty, no ``?`` or ``&``, the prefix not starting with ``/``).
+    """
+    container, sep, prefix = value.partition("/")
+    if (
+        not sep or not container or not prefix or "?" in value or "&" in value
+        or prefix.startswith("/")
+    ):
+        raise error(400, "X-Object-Manifest must be in the format container/prefix")
 
 
 def request_content_type(req: Request) -> str | None:
@@ -88,7 +118,4 @@ def request_content_type(req: Request) -> str | None:
     if value is None or detect or not value.strip():
         return None
     # Swift's internal size hint never belongs to the stored type.
-    parts = [
-        p for p in value.split(";") if not p.strip().startswith("swift_bytes=")
-    ]
-    return ";".join(parts).strip()
+    return clean_content_type(value)

@@ -21,16 +21,21 @@ from storaged import concurrency
 from storaged import exception
 from storaged.api import body as body_mod
 from storaged.api.auth import Identity
+from storaged.api.handlers import slo_manifest
 from storaged.api.handlers.common import Settings
 from storaged.api.handlers.common import run
 from storaged.api.handlers.common import sync_timestamp
 from storaged.api.handlers.conditions import UNSATISFIABLE
 from storaged.api.handlers.conditions import check_conditions
 from storaged.api.handlers.conditions import parse_range
-from storaged.api.handlers.conditions import quote_etag
+from storaged.api.handlers.dlo import DynamicLargeObjects
+from storaged.api.handlers.dlo import manifest_of
 from storaged.api.handlers.objectmeta import object_headers
 from storaged.api.handlers.objectmeta import request_content_type
 from storaged.api.handlers.objectmeta import request_metadata
+from storaged.api.handlers.slo import StaticLargeObjects
+from storaged.api.handlers.slo_delete import ManifestDelete
+from storaged.api.handlers.slo_put import ManifestPut
 from storaged.api.protocol import Headers
 from storaged.api.protocol import Request
 from storaged.api.protocol import Response
@@ -71,6 +76,11 @@ class ObjectHandler:
         # for as long as its client sends: keep a few threads free for every
         # other request, whatever the number of slow uploads.
         self._upload_slots = threading.BoundedSemaphore(upload_slots())
+        # Large objects (:mod:`.dlo`, :mod:`.slo`): manifests read and written.
+        self.dlo = DynamicLargeObjects(service)
+        self.slo = StaticLargeObjects(service)
+        self.slo_put = ManifestPut(self.slo, settings.client_timeout)
+        self.slo_delete = ManifestDelete(self.slo)
 
     def handle(self, req: Request, route: Route, ident: Identity) -> Response:
         """Object PUT, GET, HEAD, POST and DELETE."""
@@ -92,6 +102,8 @@ class ObjectHandler:
         a, c, o = route.account, route.container, route.obj
         if req.method == "HEAD":
             info = run(self.service.head_object, a, c, o)
+            if self._is_large(req, info):
+                return self._large_object(req, info)
             check_conditions(req, info)
             return _head_response(object_headers(info), info)
         range_header = req.header("Range")
@@ -99,6 +111,9 @@ class ObjectHandler:
             return self._get_range(req, route, range_header)
         # One trip to the thread pool: open, and read a small object whole.
         info, chunks, n = run(self._open, a, c, o, SMALL_OBJECT)
+        if self._is_large(req, info):
+            _close_quietly(chunks)
+            return self._large_object(req, info)
         try:
             check_conditions(req, info)
         except BaseException:
@@ -114,6 +129,20 @@ class ObjectHandler:
             length=n,
             content_type=info.content_type,
         )
+
+    @staticmethod
+    def _is_large(req: Request, info: ObjectInfo) -> bool:
+        """Tell whether a GET or HEAD of ``info`` is a large object's."""
+        if slo_manifest.is_slo(info.metadata):
+            return True
+        return (manifest_of(info) is not None
+                and req.query.get("multipart-manifest") != "get")
+
+    def _large_object(self, req: Request, info: ObjectInfo) -> Response:
+        """Answer a GET or HEAD of a large object's manifest (:meth:`_is_large`)."""
+        if slo_manifest.is_slo(info.metadata):
+            return self.slo.respond(req, info)
+        return self.dlo.respond(req, info)
 
     def _open(
         self, a: str, c: str, o: str, read_up_to: int = 0
@@ -146,6 +175,8 @@ class ObjectHandler:
         a, c, o = route.account, route.container, route.obj
         for _attempt in range(3):
             info = run(self.service.head_object, a, c, o)
+            if self._is_large(req, info):
+                return self._large_object(req, info)
             check_conditions(req, info)
             wanted = parse_range(value, info.size)
             if wanted is None:
@@ -183,7 +214,7 @@ class ObjectHandler:
     def _put_object(self, req: Request, route: Route, ident: Identity) -> Response:
         a, c, o = route.account, route.container, route.obj
         if req.query.get("multipart-manifest") == "put":
-            raise error(400, "Large object manifests are not supported")
+            return self.slo_put.put(req, route, ident)
         length = req.content_length
         chunked = req.chunked
         if length is None and not chunked:
@@ -240,7 +271,7 @@ class ObjectHandler:
                 feed.close()
         info = result.info
         headers = [
-            ("Etag", quote_etag(info.etag)),
+            ("Etag", info.etag),  # bare, as Swift's proxy sends it
             ("Last-Modified", last_modified(info.timestamp)),
             ("X-Timestamp", info.timestamp.normal),
         ]
@@ -259,6 +290,10 @@ class ObjectHandler:
         ts = sync_timestamp(req, ident) or Timestamp.now()
         meta = request_metadata(req, ident)
         content_type = request_content_type(req)
+        if not ident.is_sync:
+            # A manifest stays one (Swift's object server keeps it so).
+            meta, content_type = self.slo.keep_on_post(
+                run(self._head_or_none, a, c, o), meta, content_type)
         applied = run(self.service.update_object_metadata, a, c, o, ts, meta,
                       content_type)
         if applied is None:
@@ -271,6 +306,9 @@ class ObjectHandler:
         self, req: Request, route: Route, ident: Identity
     ) -> Response:
         a, c, o = route.account, route.container, route.obj
+        if (req.query.get("multipart-manifest") == "delete"
+                and not ident.is_sync):
+            return self.slo_delete.delete(req, route)
         ts = sync_timestamp(req, ident)
         if ts is None:
             if not run(self.service.delete_object, a, c, o):

@@ -33,8 +33,6 @@ def state(client):
 
 
 CASES = [
-    ("DELETE", OBJ, {}, "multipart-manifest=delete", "multipart-manifest",
-     "deleting a large object's segments"),
     ("PUT", OBJ, {"X-Delete-At": "2000000000"}, "", "X-Delete-At", "object expiry"),
     ("POST", OBJ, {"X-Delete-After": "60"}, "", "X-Delete-After", "object expiry"),
     ("PUT", OBJ, {"X-Symlink-Target": "c/other"}, "", "X-Symlink-Target", "symlinks"),
