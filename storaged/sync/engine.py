@@ -614,7 +614,14 @@ class SyncEngine:
             if name.lower() not in _NOT_COPIED
         }
         headers["Content-Length"] = str(size)
-        headers["Content-Type"] = current.content_type
+        # A static large object's manifest goes as the manifest (its JSON,
+        # X-Static-Large-Object and its size and ETag as system metadata),
+        # as Swift's container-sync sends it; Swift's internal size hint
+        # stays out of the Content-Type, as Swift's proxy strips it.
+        headers["Content-Type"] = ";".join(
+            p for p in current.content_type.split(";")
+            if not p.strip().startswith("swift_bytes=")
+        ).strip()
         if current.etag:
             headers["Etag"] = current.etag
         response = tclient.put(row.name, timestamp, headers, body)
