@@ -10,6 +10,7 @@ PUT, 409 for an older POST or DELETE, as Swift answers.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
 import io
 import logging
 import os
@@ -26,6 +27,8 @@ from storaged.api.handlers.common import Settings
 from storaged.api.handlers.common import run
 from storaged.api.handlers.common import sync_timestamp
 from storaged.api.handlers.conditions import UNSATISFIABLE
+from storaged.api.handlers.conditions import Byteranges
+from storaged.api.handlers.conditions import byte_ranges
 from storaged.api.handlers.conditions import check_conditions
 from storaged.api.handlers.conditions import parse_range
 from storaged.api.handlers.dlo import DynamicLargeObjects
@@ -37,6 +40,7 @@ from storaged.api.handlers.slo import StaticLargeObjects
 from storaged.api.handlers.slo_delete import ManifestDelete
 from storaged.api.handlers.slo_put import ManifestPut
 from storaged.api.protocol import Headers
+from storaged.api.protocol import HTTPError
 from storaged.api.protocol import Request
 from storaged.api.protocol import Response
 from storaged.api.protocol import error
@@ -178,6 +182,9 @@ class ObjectHandler:
             if self._is_large(req, info):
                 return self._large_object(req, info)
             check_conditions(req, info)
+            ranges = byte_ranges(value, info.size)
+            if ranges and len(ranges) > 1 and info.size:
+                return self._get_ranges(req, info, ranges)
             wanted = parse_range(value, info.size)
             if wanted is None:
                 # Unparsable, several ranges, or the whole object: a 200.
@@ -185,13 +192,20 @@ class ObjectHandler:
                 if info2.timestamp != info.timestamp:
                     _close_quietly(chunks)
                     continue
+                if isinstance(chunks, bytes):  # empty: read whole already
+                    return Response(200, chunks, object_headers(info2),
+                                    content_type=info2.content_type)
                 return Response(
                     200, body_mod.ObjectBody(chunks, _stream_failed(req, info2)),
                     object_headers(info2), length=n,
                     content_type=info2.content_type,
                 )
             if wanted is UNSATISFIABLE:
-                raise error(416, headers=[("Content-Range", "bytes */%d" % info.size)])
+                # Swift's 416 keeps the object's headers (Etag, type ...).
+                headers = object_headers(info)
+                headers["Content-Range"] = "bytes */%d" % info.size
+                raise HTTPError(Response(416, None, headers,
+                                         content_type=info.content_type))
             assert isinstance(wanted, tuple)
             start, end = wanted
             info2, chunks, n = run(
@@ -209,6 +223,29 @@ class ObjectHandler:
             )
         raise error(503)
 
+    def _get_ranges(
+        self, req: Request, info: ObjectInfo, ranges: list[tuple[int, int]]
+    ) -> Response:
+        """Several ranges: a 206 ``multipart/byteranges``, one read per range."""
+        a, c, o = info.account, info.container, info.name
+        parts = Byteranges(ranges, info.content_type, info.size)
+
+        def read(start: int, end: int) -> Iterator[bytes]:
+            got, chunks, _n = run(
+                self.service.get_object, a, c, o, offset=start, length=end - start
+            )
+            stream = body_mod.ObjectBody(chunks, _stream_failed(req, got))
+            try:
+                if got.timestamp != info.timestamp:
+                    # Replaced while being sent: cut rather than mix two.
+                    raise exception.RetryableError(reason="object replaced")
+                yield from stream
+            finally:
+                stream.close()
+
+        return Response(206, parts.body(read), object_headers(info),
+                        length=parts.length, content_type=parts.content_type)
+
     # -- PUT, POST, DELETE --------------------------------------------------------
 
     def _put_object(self, req: Request, route: Route, ident: Identity) -> Response:
@@ -218,9 +255,9 @@ class ObjectHandler:
         length = req.content_length
         chunked = req.chunked
         if length is None and not chunked:
-            raise error(411)
+            raise error(411, "Missing Content-Length header.")  # Swift's text
         if length is not None and length > self.settings.max_object_size:
-            raise error(413)
+            raise error(413, "Your request is too large.")
         ts = sync_timestamp(req, ident)
         meta = request_metadata(req, ident)
         content_type = request_content_type(req)

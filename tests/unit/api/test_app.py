@@ -424,7 +424,7 @@ def test_ranges(client, container):
     assert res.status == 416
     assert res.headers["content-range"] == "bytes */%d" % len(data)
     assert get("bytes=-0").status == 416
-    for ignored in ("bytes=5-1", "bytes=a-b", "items=0-1", "bytes=0-1,5-6"):
+    for ignored in ("bytes=5-1", "bytes=a-b", "items=0-1"):
         res = get(ignored)
         assert (res.status, res.body) == (200, data), ignored
 

@@ -6,6 +6,20 @@ C = "/v1/AUTH_test/c"
 HTML = "text/html; charset=UTF-8"
 
 
+def test_put_without_a_length(client):
+    client.as_user("PUT", C)
+    res = client.as_user("PUT", C + "/o", environ={"CONTENT_LENGTH": ""})
+    assert (res.status, res.body) == (411, b"Missing Content-Length header.")
+    assert res.headers["content-type"] == "text/plain"
+
+
+def test_put_too_large(client):
+    client.as_user("PUT", C)
+    res = client.as_user("PUT", C + "/o", environ={"CONTENT_LENGTH": str(6 << 30)})
+    assert (res.status, res.body) == (413, b"Your request is too large.")
+    assert res.headers["content-type"] == "text/plain"
+
+
 def test_statuses_without_a_text_have_swobs_body(client):
     res = client.as_user("GET", C + "/nothing")
     assert res.status == 404
