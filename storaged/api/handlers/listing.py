@@ -11,11 +11,13 @@ from collections.abc import Iterable
 import json
 from typing import Any
 from typing import Final
-from xml.sax import saxutils
+from xml.etree import ElementTree
 
+from storaged.api.handlers.common import POLICY
 from storaged.api.handlers.common import TRUE_VALUES
 from storaged.api.handlers.objectmeta import clean_content_type
 from storaged.api.handlers.slo_manifest import listing_fields
+from storaged.api.protocol import HTML
 from storaged.api.protocol import Headers
 from storaged.api.protocol import Request
 from storaged.api.protocol import Response
@@ -51,6 +53,8 @@ def listing_format(req: Request) -> str:
 def listing_params(req: Request) -> dict[str, Any]:
     """Return the listing parameters of the query (Swift's names).
 
+    A limit that is not a number is ignored, as Swift ignores it.
+
     :raises HTTPError: 412 for a limit over 10,000.
     """
     query = req.query
@@ -59,7 +63,7 @@ def listing_params(req: Request) -> dict[str, Any]:
     if limit.isdigit():
         number = int(limit)
         if number > MAX_LIMIT:
-            raise error(412, "Maximum limit is %d" % MAX_LIMIT)
+            raise error(412, "Maximum limit is %d" % MAX_LIMIT, content_type=HTML)
         params["limit"] = number
     for name in ("marker", "end_marker", "prefix", "delimiter"):
         value = query.get(name)
@@ -89,6 +93,7 @@ def _entry_json(kind: str, entry: Any) -> dict[str, Any]:
         "count": entry.object_count,
         "bytes": entry.bytes_used,
         "last_modified": entry.last_modified,
+        "storage_policy": POLICY,
     }
 
 
@@ -102,7 +107,7 @@ def render_listing(
     """Return a listing as Swift renders it (an empty plain listing is a 204)."""
     items = [_entry_json(kind, e) for e in entries]
     if fmt == "json":
-        body = json.dumps(items, ensure_ascii=False).encode("utf-8")
+        body = json.dumps(items).encode("ascii")  # \u escapes, as Swift
     elif fmt == "xml":
         body = _listing_xml(kind, name, items)
     else:
@@ -114,18 +119,38 @@ def render_listing(
     return Response(200, body, headers, content_type=CONTENT_TYPES[fmt])
 
 
+#: The fields of an XML listing entry, in Swift's order (others are left out).
+XML_FIELDS: Final = {
+    "container": ("name", "hash", "bytes", "content_type", "last_modified"),
+    "account": ("name", "count", "bytes", "last_modified", "storage_policy"),
+}
+
+
 def _listing_xml(kind: str, name: str, items: list[dict[str, Any]]) -> bytes:
-    child = "object" if kind == "container" else "container"
-    out = ['<?xml version="1.0" encoding="UTF-8"?>\n<%s name=%s>' % (
-        kind, saxutils.quoteattr(name))]
+    """Render an XML listing as Swift's ``listing_formats`` does.
+
+    An account's listing has a newline after its opening tag and after each
+    entry, and its subdirs are empty elements; a container's has no
+    newlines, and its subdirs hold a ``<name>``.
+    """
+    doc = ElementTree.Element(kind, name=name)
+    if kind == "account":
+        doc.text = "\n"
     for item in items:
         if "subdir" in item:
-            out.append("<subdir name=%s><name>%s</name></subdir>" % (
-                saxutils.quoteattr(item["subdir"]), saxutils.escape(item["subdir"])))
-            continue
-        fields = "".join(
-            "<%s>%s</%s>" % (k, saxutils.escape(str(v)), k) for k, v in item.items()
-        )
-        out.append("<%s>%s</%s>" % (child, fields, child))
-    out.append("</%s>" % kind)
-    return "".join(out).encode("utf-8")
+            sub = ElementTree.SubElement(doc, "subdir", name=item["subdir"])
+            if kind == "container":
+                ElementTree.SubElement(sub, "name").text = item["subdir"]
+        else:
+            sub = ElementTree.SubElement(
+                doc, "object" if kind == "container" else "container")
+            for field in XML_FIELDS[kind]:
+                if field in item:
+                    ElementTree.SubElement(sub, field).text = str(item[field])
+        if kind == "account":
+            sub.tail = "\n"
+    body: bytes = ElementTree.tostring(doc, encoding="UTF-8")
+    declaration = b"<?xml version='1.0' encoding='UTF-8'?>"
+    if body.startswith(declaration):
+        body = body[len(declaration):].lstrip(b"\n")
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body

@@ -7,6 +7,8 @@ and the markers and limits Swift accepts.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 A = "/v1/AUTH_test"
@@ -92,3 +94,63 @@ def test_vary_accept_unless_the_query_chose_the_format(client):
             assert res.headers["vary"] == "Accept", (method, path)
             res = client.as_user(method, path, query="format=json")
             assert "vary" not in res.headers, (method, path)
+
+
+def test_a_limit_over_the_maximum(client):
+    client.as_user("PUT", C)
+    for path in (A, C):
+        res = client.as_user("GET", path, query="limit=10001")
+        assert (res.status, res.body) == (412, b"Maximum limit is 10000")
+        assert res.headers["content-type"] == "text/html; charset=UTF-8"
+
+
+def test_account_listing_fields(client):
+    client.as_user("PUT", A + "/caf\u00e9")
+    client.as_user("PUT", A + "/caf\u00e9/o", body=b"1234")
+    res = client.as_user("GET", A, query="format=json")
+    assert res.body.startswith(b'[{"name": "caf\\u00e9", "count": 1, "bytes": 4, '
+                               b'"last_modified": "')
+    entry = json.loads(res.body)[0]
+    assert list(entry) == ["name", "count", "bytes", "last_modified",
+                           "storage_policy"]
+    assert entry["storage_policy"] == "Policy-0"
+
+
+def test_account_xml_listing_as_swift(client):
+    client.as_user("PUT", A + "/a<&>\"")
+    client.as_user("PUT", A + "/d/x")
+    client.as_user("PUT", A + "/d")
+    client.as_user("PUT", A + "/d-x")
+    res = client.as_user("GET", A, query="format=xml&delimiter=-")
+    entries = json.loads(client.as_user("GET", A, query="format=json").body)
+    first = entries[0]
+    assert res.body == (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<account name="AUTH_test">\n'
+        b"<container><name>a&lt;&amp;&gt;\"</name><count>0</count><bytes>0</bytes>"
+        b"<last_modified>" + first["last_modified"].encode() + b"</last_modified>"
+        b"<storage_policy>Policy-0</storage_policy></container>\n"
+        b"<container><name>d</name><count>0</count><bytes>0</bytes>"
+        b"<last_modified>" + entries[1]["last_modified"].encode() + b"</last_modified>"
+        b"<storage_policy>Policy-0</storage_policy></container>\n"
+        b'<subdir name="d-" />\n'
+        b"</account>"
+    )
+
+
+def test_container_xml_listing_as_swift(client):
+    client.as_user("PUT", C)
+    client.as_user("PUT", C + "/a\u00e9", {"Content-Type": "text/plain"}, body=b"1")
+    client.as_user("PUT", C + "/d/x", body=b"1")
+    res = client.as_user("GET", C, query="format=xml&delimiter=/")
+    item = json.loads(client.as_user("GET", C, query="format=json").body)[0]
+    assert res.body == (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<container name="c"><object><name>a\xc3\xa9</name>'
+        b"<hash>c4ca4238a0b923820dcc509a6f75849b</hash><bytes>1</bytes>"
+        b"<content_type>text/plain</content_type>"
+        b"<last_modified>" + item["last_modified"].encode() + b"</last_modified>"
+        b'</object><subdir name="d/"><name>d/</name></subdir></container>'
+    )
+    res = client.as_user("GET", C, query="format=json")
+    assert b'"name": "a\\u00e9"' in res.body
