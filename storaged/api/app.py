@@ -160,7 +160,7 @@ class Application:
         req = Request(environ, path, rid)
         route = routes.route(path, self.limits)
         if route.kind == routes.HEALTHCHECK:
-            return Response(200, b"OK"), ""
+            return Response(200, b"OK", content_type="text/plain"), ""
         if route.kind == routes.INFO:
             if req.method not in ("GET", "HEAD"):
                 raise error(405, headers=[("Allow", "GET, HEAD")])
@@ -327,7 +327,7 @@ class Application:
                 "account_listing_limit": MAX_LIMIT,
                 "extra_header_count": 0,
                 "max_header_size": 8192,
-                "policies": [{"name": POLICY, "default": True}],
+                "policies": [{"name": POLICY, "aliases": POLICY, "default": True}],
             },
             "tempauth": {"account_acls": False},
             "container_sync": {"realms": self.realms.as_info()},

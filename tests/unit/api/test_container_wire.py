@@ -37,6 +37,12 @@ def test_policy_of_an_existing_container_stays(client):
     assert client.as_user("HEAD", C).headers["x-storage-policy"] == "Policy-0"
 
 
+def test_info_lists_the_policy_as_swift(client):
+    info = client.call("GET", "/info").json()
+    assert info["swift"]["policies"] == [
+        {"name": "Policy-0", "aliases": "Policy-0", "default": True}]
+
+
 def test_post_moves_last_modified_and_put_timestamp(client):
     client.as_user("PUT", C)
     before = client.as_user("HEAD", C).headers
@@ -125,4 +131,10 @@ def test_bad_urls_as_swifts_proxy(client):
     res = client.as_user("PUT", C + "/" + "o" * 1025, body=b"x")
     assert (res.status, res.body) == (
         400, b"Object name length of 1025 longer than 1024")
+    assert res.headers["content-type"] == "text/plain"
+
+
+def test_healthcheck_is_plain_text(client):
+    res = client.call("GET", "/healthcheck")
+    assert (res.status, res.body) == (200, b"OK")
     assert res.headers["content-type"] == "text/plain"
