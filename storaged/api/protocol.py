@@ -40,6 +40,8 @@ STATUSES: Final[dict[int, tuple[str, str]]] = {
     403: ("Forbidden", "Access was denied to this resource."),
     404: ("Not Found", "The resource could not be found."),
     405: ("Method Not Allowed", "The method is not allowed for this resource."),
+    406: ("Not Acceptable", "The resource is not available in a format "
+          "acceptable to your browser."),
     408: ("Request Timeout", "The server has waited too long for the request "
           "to be sent by the client."),
     409: ("Conflict", "There was a conflict when trying to complete your "

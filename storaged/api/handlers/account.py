@@ -50,8 +50,8 @@ class AccountHandler:
         raise error(405, headers=[("Allow", "GET, HEAD, POST")])
 
     def _get(self, req: Request, route: Route) -> Response:
-        params = listing_params(req)
         fmt = listing_format(req)
+        params = listing_params(req)
         totals, metadata = run(self._account_state, route.account)
         headers = Headers([
             ("X-Account-Container-Count", str(totals[0])),

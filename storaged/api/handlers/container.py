@@ -62,16 +62,16 @@ class ContainerHandler:
         method = req.method
         a, c = route.account, route.container
         if method in ("GET", "HEAD"):
+            # Swift's listing_formats picks the format before anything else.
+            fmt = listing_format(req)
             info = run(self.service.container_info, a, c)
             headers = container_headers(info, ident.owns(a))
             vary_accept(req, headers)
             if method == "HEAD":
-                fmt = listing_format(req)
                 return Response(204, b"", headers, content_type=CONTENT_TYPES[fmt])
             params = listing_params(req)
             if "path" in req.query:  # Swift's; ``path=`` lists the top
                 params["path"] = req.query["path"]
-            fmt = listing_format(req)
             entries = run(self.service.list_objects, a, c, **params)
             return render_listing(fmt, "container", c, entries, headers)
         if method == "PUT":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 import json
+import re
 from typing import Any
 from typing import Final
 from xml.etree import ElementTree
@@ -25,29 +26,69 @@ from storaged.api.protocol import error
 from storaged.catalog import MAX_LIMIT
 from storaged.catalog import Subdir
 
-#: The ``Content-Type`` of each listing format.
-CONTENT_TYPES: Final = {
-    "json": "application/json; charset=utf-8",
-    "xml": "application/xml; charset=utf-8",
-    "plain": "text/plain; charset=utf-8",
-}
+#: The media types a listing can be rendered in, in swob's order of
+#: preference (the first when ``Accept`` is absent).
+MEDIA_TYPES: Final = ("text/plain", "application/json", "application/xml", "text/xml")
+#: ``?format=`` values and their media types (anything else is plain text).
+FORMATS: Final = {"plain": "text/plain", "json": "application/json",
+                  "xml": "application/xml"}
+#: The ``Content-Type`` of each listing media type.
+CONTENT_TYPES: Final = {media: media + "; charset=utf-8" for media in MEDIA_TYPES}
+
+#: An RFC 2616 token (a media type, subtype or parameter name).
+_NAME: Final = r'[^()<>@,;:\\"/\[\]?={}\x00-\x20\x7f]+'
+_ACCEPT_RANGE: Final = re.compile(
+    r"^\s*(%s)/(%s)((?:\s*;\s*(?:%s)\s*=\s*(?:%s|\"(?:[^\"]|\\.)*\"))*?\s*)$"
+    % (_NAME, _NAME, _NAME, _NAME))
 
 
 def listing_format(req: Request) -> str:
-    """Return ``json``, ``xml`` or ``plain``: ``?format=``, else ``Accept``."""
-    fmt = req.query.get("format", "").lower()
-    if fmt in ("json", "application/json"):
-        return "json"
-    if fmt in ("xml", "application/xml", "text/xml"):
-        return "xml"
-    if fmt in ("plain", "text/plain"):
-        return "plain"
-    accept = (req.header("Accept") or "").lower()
-    if "application/json" in accept:
-        return "json"
-    if "application/xml" in accept or "text/xml" in accept:
-        return "xml"
-    return "plain"
+    """Return the media type of a listing, as Swift's ``listing_formats`` picks it.
+
+    ``?format=`` (``plain``, ``json``, ``xml``; any other value is plain
+    text) stands for ``Accept``; then the most preferred of
+    :data:`MEDIA_TYPES` that ``Accept`` allows (highest ``q`` first, exact
+    types before wildcards; a ``q=0`` still counts, as in swob).
+
+    :raises HTTPError: 400 ``Invalid Accept header``; 406 when ``Accept``
+        allows none of them.
+    """
+    fmt = req.query.get("format", "")
+    accept = FORMATS.get(fmt.lower(), "text/plain") if fmt else req.header("Accept")
+    if not accept:
+        return MEDIA_TYPES[0]
+    ranked: list[tuple[float, bool, str, str]] = []
+    for item in accept.split(","):
+        match = _ACCEPT_RANGE.match(item)
+        if match is None:
+            raise error(400, "Invalid Accept header", content_type=HTML)
+        main, sub, params = match.groups()
+        quality = 1.0
+        seen_q = False
+        for param in (p.strip() for p in params.split(";")):
+            if not param:
+                continue
+            name, sep, value = param.partition("=")
+            if not sep or "=" in value:
+                raise error(400, "Invalid Accept header", content_type=HTML)
+            if name.strip() == "q":
+                if seen_q:
+                    raise error(400, "Invalid Accept header", content_type=HTML)
+                seen_q = True
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    raise error(400, "Invalid Accept header",
+                                content_type=HTML) from None
+        ranked.append((quality, "*" not in (main, sub), main, sub))
+    # Stable: equally ranked ranges keep the header's order.
+    ranked.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    for _quality, _exact, main, sub in ranked:
+        for media in MEDIA_TYPES:
+            m_main, m_sub = media.split("/")
+            if main in ("*", m_main) and sub in ("*", m_sub):
+                return media
+    raise error(406)
 
 
 def listing_params(req: Request) -> dict[str, Any]:
@@ -106,13 +147,13 @@ def render_listing(
 ) -> Response:
     """Return a listing as Swift renders it (an empty plain listing is a 204)."""
     items = [_entry_json(kind, e) for e in entries]
-    if fmt == "json":
+    if fmt.endswith("/json"):
         body = json.dumps(items).encode("ascii")  # \u escapes, as Swift
-    elif fmt == "xml":
+    elif fmt.endswith("/xml"):
         body = _listing_xml(kind, name, items)
     else:
         if not items:
-            return Response(204, b"", headers, content_type=CONTENT_TYPES["plain"])
+            return Response(204, b"", headers, content_type=CONTENT_TYPES[fmt])
         body = "".join(
             "%s\n" % item.get("name", item.get("subdir")) for item in items
         ).encode("utf-8")

@@ -154,3 +154,42 @@ def test_container_xml_listing_as_swift(client):
     )
     res = client.as_user("GET", C, query="format=json")
     assert b'"name": "a\\u00e9"' in res.body
+
+
+@pytest.mark.parametrize("query, accept, expected", [
+    ("", None, "text/plain"),
+    ("", "application/json", "application/json"),
+    ("", "text/xml", "text/xml"),
+    ("", "application/xml", "application/xml"),
+    ("", "*/*", "text/plain"),
+    ("", "application/*", "application/json"),
+    ("", "text/plain;q=0.5, application/json", "application/json"),
+    ("", "application/json;q=0.2, text/*;q=0.2", "application/json"),
+    ("", "text/*, application/json", "application/json"),
+    ("", "image/png;q=1, text/xml;q=0", "text/xml"),
+    ("format=json", "text/xml", "application/json"),
+    ("format=XML", None, "application/xml"),
+    ("format=application/json", None, "text/plain"),
+    ("format=yaml", "application/json", "text/plain"),
+])
+def test_listing_media_type_as_swift_picks_it(client, query, accept, expected):
+    client.as_user("PUT", C)
+    headers = {"Accept": accept} if accept else {}
+    for path in (A, C):
+        for method in ("GET", "HEAD"):
+            res = client.as_user(method, path, headers, query=query)
+            assert res.status in (200, 204), (path, method, res)
+            assert res.headers["content-type"] == expected + "; charset=utf-8"
+
+
+def test_accept_nothing_listable(client):
+    client.as_user("PUT", C)
+    res = client.as_user("GET", C, {"Accept": "image/png"})
+    assert res.status == 406
+    assert res.body == (b"<html><h1>Not Acceptable</h1><p>The resource is not "
+                        b"available in a format acceptable to your browser.</p></html>")
+    # The format is picked first, as Swift's listing_formats does.
+    assert client.as_user("GET", A + "/nothing", {"Accept": "image/png"}).status == 406
+    for bad in ("json", "text/plain;q=1;q=2", "text/plain;q=x", "text/plain;a=b=c"):
+        res = client.as_user("GET", C, {"Accept": bad})
+        assert (res.status, res.body) == (400, b"Invalid Accept header"), bad
