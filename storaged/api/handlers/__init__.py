@@ -30,16 +30,16 @@ objects) gets a module of its own beside :mod:`.objects`, and a place here.
 Statuses, for a quick look (details in ``docs/api.rst``):
 
 ========================  ===========================================================
-account GET / HEAD        200 (204 empty plain listing) / 204
+account GET / HEAD        200 (204 empty plain listing) / 204; 406 / 400 Accept
 account POST              204; 400 bad metadata or over Swift's limits
-container PUT             201 created, 202 existed
-container POST            204; 404 missing
-container HEAD / GET      204 / 200 (204 empty plain listing); 404 missing
+container PUT             201 created, 202 existed; 400 bad policy or metadata
+container POST            204 (moves Last-Modified); 400 bad metadata; 404 missing
+container HEAD / GET      204 / 200 (204 empty plain listing); 404 missing; 406
 container DELETE          204; 404 missing; 409 not empty
 object PUT                201; 202 older than the stored one (sync); 404 no container;
                           411 no length; 413 too large; 422 ETag mismatch;
                           499 client gone; 408 client too slow
-object GET / HEAD         200, 206 range, 304 / 412 conditions, 416 bad range; 404
+object GET / HEAD         200, 206 range(s), 304 / 412 conditions, 416 bad range; 404
 object POST               202; 404 missing; 409 older than the stored one (sync)
 object DELETE             204; 404 missing; 409 older than the stored one (sync)
 manifest PUT (SLO)        201; 400 bad manifest or segments; 413 too many segments
