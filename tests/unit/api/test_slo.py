@@ -305,3 +305,15 @@ def test_info_advertises_slo_and_dlo(client):
     assert info["slo"]["min_segment_size"] == 1
     assert info["dlo"] == {"max_get_time": 86400}
 
+
+def test_several_ranges_are_multipart_byteranges(client, segs):
+    assert put_manifest(client, "big", [entry(segs, x) for x in "abc"]).status == 201
+    res = client.as_user("GET", A + "/c/big", {"Range": "bytes=1020-1027,2046-2049"})
+    assert res.status == 206
+    ctype = res.headers["content-type"]
+    assert ctype.startswith("multipart/byteranges;boundary=")
+    boundary = ctype.split("=", 1)[1].encode()
+    assert res.body.count(b"--" + boundary) == 3
+    assert b"Content-Range: bytes 1020-1027/3072\r\n\r\naaaabbbb\r\n" in res.body
+    assert b"Content-Range: bytes 2046-2049/3072\r\n\r\nbbcc\r\n" in res.body
+    assert res.headers["content-length"] == str(len(res.body))
