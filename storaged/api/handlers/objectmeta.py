@@ -13,6 +13,7 @@ from typing import Final
 
 from storaged.api.auth import Identity
 from storaged.api.handlers.common import TRUE_VALUES
+from storaged.api.protocol import HTML
 from storaged.api.protocol import Headers
 from storaged.api.protocol import Request
 from storaged.api.protocol import error
@@ -80,7 +81,8 @@ def request_metadata(req: Request, ident: Identity) -> dict[str, str]:
             if name == "X-Static-Large-Object":
                 raise error(
                     400, "X-Static-Large-Object is a reserved header. To create "
-                    "a static large object add query param multipart-manifest=put."
+                    "a static large object add query param multipart-manifest=put.",
+                    content_type=HTML,  # swob's default, as Swift's slo sends it
                 )
             check_object_manifest(value)
         meta[name] = value
@@ -100,7 +102,8 @@ def check_object_manifest(value: str) -> None:
         not sep or not container or not prefix or "?" in value or "&" in value
         or prefix.startswith("/")
     ):
-        raise error(400, "X-Object-Manifest must be in the format container/prefix")
+        raise error(400, "X-Object-Manifest must be in the format container/prefix",
+                    content_type=HTML)  # as Swift's dlo
 
 
 def request_content_type(req: Request) -> str | None:

@@ -52,3 +52,16 @@ def test_a_negative_content_length(client):
     res = client.as_user("PUT", C + "/o", environ={"CONTENT_LENGTH": "-1"})
     assert (res.status, res.body) == (400, b"Invalid Content-Length")
     assert res.headers["content-type"] == HTML
+
+
+def test_manifest_header_errors_in_swobs_type(client):
+    client.as_user("PUT", C)
+    res = client.as_user("PUT", C + "/m", {"X-Object-Manifest": "nocontainer"},
+                         body=b"")
+    assert (res.status, res.body) == (
+        400, b"X-Object-Manifest must be in the format container/prefix")
+    assert res.headers["content-type"] == HTML
+    res = client.as_user("PUT", C + "/m", {"X-Static-Large-Object": "True"}, body=b"")
+    assert res.status == 400
+    assert res.body.startswith(b"X-Static-Large-Object is a reserved header.")
+    assert res.headers["content-type"] == HTML
