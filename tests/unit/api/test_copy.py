@@ -420,3 +420,51 @@ def test_container_sync_senders_may_not_copy(client, synced):
     assert res.status == 401
     assert client.as_user("HEAD", path).status == 404
 
+
+# -- large objects ----------------------------------------------------------------
+
+
+@pytest.fixture
+def segments(client, source):
+    assert client.as_user("PUT", "/v1/AUTH_test/segs").status == 201
+    for name, data in (("p1", b"a" * 10), ("p2", b"b" * 7)):
+        assert client.as_user("PUT", "/v1/AUTH_test/segs/" + name,
+                              body=data).status == 201
+    return b"a" * 10 + b"b" * 7
+
+
+def test_dlo_copy_is_its_content_or_its_manifest(client, segments):
+    res = client.as_user("PUT", "/v1/AUTH_test/c/dlo",
+                         {"X-Object-Manifest": "segs/p", "X-Object-Meta-K": "v"})
+    assert res.status == 201
+    res = client.as_user("COPY", "/v1/AUTH_test/c/dlo", {"Destination": "c2/whole"})
+    assert res.status == 201, res
+    copy = client.as_user("GET", "/v1/AUTH_test/c2/whole")
+    assert copy.body == segments
+    assert "x-object-manifest" not in copy.headers
+    assert copy.headers["x-object-meta-k"] == "v"
+    res = client.as_user("COPY", "/v1/AUTH_test/c/dlo", {"Destination": "c2/man"},
+                         query="multipart-manifest=get")
+    assert res.status == 201, res
+    man = client.as_user("GET", "/v1/AUTH_test/c2/man", query="multipart-manifest=get")
+    assert (man.headers["x-object-manifest"], man.body) == ("segs/p", b"")
+    assert client.as_user("GET", "/v1/AUTH_test/c2/man").body == segments
+
+
+def test_slo_copy_is_its_content_or_its_manifest(client, segments):
+    manifest = b'[{"path": "/segs/p1"}, {"path": "/segs/p2"}]'
+    res = client.as_user("PUT", "/v1/AUTH_test/c/slo", body=manifest,
+                         query="multipart-manifest=put")
+    assert res.status == 201, res
+    res = client.as_user("COPY", "/v1/AUTH_test/c/slo", {"Destination": "c2/whole"})
+    assert res.status == 201, res
+    copy = client.as_user("GET", "/v1/AUTH_test/c2/whole")
+    assert copy.body == segments
+    assert "x-static-large-object" not in copy.headers
+    assert listed(client, "c2", "whole")["hash"] == md5(segments)
+    res = client.as_user("PUT", "/v1/AUTH_test/c2/man",
+                         {"X-Copy-From": "c/slo"}, query="multipart-manifest=get")
+    assert res.status == 201, res
+    copy = client.as_user("GET", "/v1/AUTH_test/c2/man")
+    assert copy.body == segments
+    assert copy.headers["x-static-large-object"].lower() == "true"
