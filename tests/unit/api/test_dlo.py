@@ -187,3 +187,14 @@ def test_first_segment_missing_is_409(client, dlo):
     finally:
         app.service.get_object = real
     assert res.status == 409
+
+
+def test_listing_pages_are_followed(client, dlo, monkeypatch):
+    # Pages of two names: five segments take three listings per walk.
+    monkeypatch.setattr("storaged.api.handlers.dlo.MAX_LIMIT", 2)
+    res = client.as_user("GET", A + "/c/man")
+    assert res.body == b"".join(dlo)
+    assert res.headers["content-length"] == "50"
+    assert res.headers["etag"] == dlo_etag(dlo)
+    res = client.as_user("GET", A + "/c/man", {"Range": "bytes=38-41"})
+    assert (res.status, res.body) == (206, b"ddee")
