@@ -339,6 +339,8 @@ class Application:
                 "allow_async_delete": False,
             },
             "dlo": {"max_get_time": MAX_GET_TIME},
+            "container_quotas": {},
+            "account_quotas": {},
         }
         return Response(200, json.dumps(info, sort_keys=True).encode("utf-8"),
                         content_type="application/json; charset=utf-8")

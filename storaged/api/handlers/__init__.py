@@ -19,6 +19,9 @@ The modules:
   :mod:`.slo_manifest`): large objects, read through :mod:`.segments`;
   :mod:`.objects` hands manifests to them;
 * :mod:`.objectmeta`: an object's headers, stored and sent back;
+* :mod:`.quotas`: container and account quotas (Swift's
+  ``container_quotas``, ``account_quotas``), checked before an object PUT
+  reads its body;
 * :mod:`.metadata`: Swift's checks of the user metadata a request sends;
 * :mod:`.conditions`: ETags, conditional requests, ``Range``;
 * :mod:`.listing`: listing formats, parameters and rendering;
@@ -31,13 +34,16 @@ Statuses, for a quick look (details in ``docs/api.rst``):
 
 ========================  ===========================================================
 account GET / HEAD        200 (204 empty plain listing) / 204; 406 / 400 Accept
-account POST              204; 400 bad metadata or over Swift's limits
-container PUT             201 created, 202 existed; 400 bad policy or metadata
-container POST            204 (moves Last-Modified); 400 bad metadata; 404 missing
+account POST              204; 400 bad metadata or over Swift's limits; 403 a
+                          quota set by other than a reseller admin
+container PUT             201 created, 202 existed; 400 bad policy, metadata or quota
+container POST            204 (moves Last-Modified); 400 bad metadata or quota;
+                          404 missing
 container HEAD / GET      204 / 200 (204 empty plain listing); 404 missing; 406
 container DELETE          204; 404 missing; 409 not empty
 object PUT                201; 202 older than the stored one (sync); 404 no container;
-                          411 no length; 413 too large; 422 ETag mismatch;
+                          411 no length; 413 too large or over a quota;
+                          422 ETag mismatch;
                           499 client gone; 408 client too slow
 object GET / HEAD         200, 206 range(s), 304 / 412 conditions, 416 bad range; 404
 object POST               202; 404 missing; 409 older than the stored one (sync)
@@ -64,6 +70,7 @@ from storaged.api.handlers.container import ContainerHandler
 from storaged.api.handlers.copy import Copier
 from storaged.api.handlers.copy import is_copy
 from storaged.api.handlers.objects import ObjectHandler
+from storaged.api.handlers.quotas import check_account_setting
 from storaged.api.protocol import Request
 from storaged.api.protocol import Response
 from storaged.api.routes import Route
@@ -94,14 +101,17 @@ class Handlers:
 
     def account(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>``."""
+        check_account_setting(req, ident)
         return self.accounts.handle(req, route, ident)
 
     def container(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>/<container>``."""
+        check_account_setting(req, ident)
         return self.containers.handle(req, route, ident)
 
     def obj(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>/<container>/<object>``."""
+        check_account_setting(req, ident)
         if is_copy(req):
             return self.copier.handle(req, route, ident)
         return self.objects.handle(req, route, ident)

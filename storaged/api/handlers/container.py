@@ -11,6 +11,7 @@ from typing import Final
 
 from storaged import exception
 from storaged.api.auth import Identity
+from storaged.api.handlers import quotas
 from storaged.api.handlers.common import POLICY
 from storaged.api.handlers.common import Settings
 from storaged.api.handlers.common import run
@@ -75,6 +76,7 @@ class ContainerHandler:
             entries = run(self.service.list_objects, a, c, **params)
             return render_listing(fmt, "container", c, entries, headers)
         if method == "PUT":
+            quotas.check_container_settings(req)
             check_metadata(req, "container", self.service.catalog.limits)
             check_policy(req)
             updates = self._container_updates(req, ident, a)
@@ -84,6 +86,7 @@ class ContainerHandler:
                 raise over_limit(err) from err
             return Response(201 if created else 202, b"")
         if method == "POST":
+            quotas.check_container_settings(req)
             check_metadata(req, "container", self.service.catalog.limits)
             updates = self._container_updates(req, ident, a)
             try:

@@ -22,6 +22,7 @@ from storaged import concurrency
 from storaged import exception
 from storaged.api import body as body_mod
 from storaged.api.auth import Identity
+from storaged.api.handlers import quotas
 from storaged.api.handlers import slo_manifest
 from storaged.api.handlers.common import Settings
 from storaged.api.handlers.common import run
@@ -250,6 +251,8 @@ class ObjectHandler:
 
     def _put_object(self, req: Request, route: Route, ident: Identity) -> Response:
         a, c, o = route.account, route.container, route.obj
+        # Swift's quota middlewares see the request before ``slo`` does.
+        quotas.check_upload(self.service, a, c, req.content_length or 0)
         if req.query.get("multipart-manifest") == "put":
             return self.slo_put.put(req, route, ident)
         length = req.content_length

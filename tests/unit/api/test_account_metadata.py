@@ -158,7 +158,7 @@ def test_temp_url_keys_are_plain_metadata_for_now(client):
 
 
 @pytest.mark.parametrize("header", ["X-Account-Access-Control",
-                                    "X-Account-Meta-Quota-Bytes"])
+                                    "X-Account-Quota-Bytes-Policy-Policy-0"])
 def test_features_not_offered_are_still_refused(client, header):
     res = post(client, {header: "1"})
     assert res.status == 501

@@ -46,8 +46,8 @@ CASES = [
      "container ACLs"),
     ("PUT", CONT, {"X-Container-Write": "other:admin"}, "", "X-Container-Write",
      "container ACLs"),
-    ("POST", CONT, {"X-Container-Meta-Quota-Bytes": "10"}, "",
-     "X-Container-Meta-Quota-Bytes", "container quotas"),
+    ("POST", "/v1/AUTH_test", {"X-Account-Quota-Bytes-Policy-Policy-0": "10"}, "",
+     "X-Account-Quota-Bytes-Policy-Policy-0", "per-policy account quotas"),
     ("PUT", CONT, {}, "extract-archive=tar", "extract-archive",
      "bulk archive extraction"),
 ]
@@ -71,8 +71,7 @@ def test_auth_comes_first(client, state):
     assert res.status == 401
 
 
-@pytest.mark.parametrize("header", ["X-Versions-Location", "X-Container-Read",
-                                    "X-Container-Meta-Quota-Bytes"])
+@pytest.mark.parametrize("header", ["X-Versions-Location", "X-Container-Read"])
 def test_empty_container_setting_is_a_removal(client, state, header):
     assert client.as_user("POST", CONT, {header: ""}).status == 204
 
