@@ -56,6 +56,7 @@ from storaged.api.handlers import DRAIN_LIMIT
 from storaged.api.handlers import POLICY
 from storaged.api.handlers import Handlers
 from storaged.api.handlers import Settings
+from storaged.api.handlers import bulk_delete
 from storaged.api.handlers import slo_manifest
 from storaged.api.handlers.segments import MAX_GET_TIME
 from storaged.api.protocol import HTTPError
@@ -339,6 +340,10 @@ class Application:
                 "allow_async_delete": False,
             },
             "dlo": {"max_get_time": MAX_GET_TIME},
+            "bulk_delete": {
+                "max_deletes_per_request": bulk_delete.MAX_DELETES_PER_REQUEST,
+                "max_failed_deletes": bulk_delete.MAX_FAILED_DELETES,
+            },
             "container_quotas": {},
             "account_quotas": {},
         }

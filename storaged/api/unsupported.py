@@ -80,7 +80,6 @@ UNSUPPORTED: Final[tuple[Unsupported, ...]] = (
     # Bulk operations.
     Unsupported("?extract-archive", _ACCT | _CONT | _OBJ, frozenset({"PUT"}),
                 "bulk archive extraction"),
-    Unsupported("?bulk-delete", _ACCT, frozenset({"POST", "DELETE"}), "bulk delete"),
 )
 
 

@@ -18,6 +18,8 @@ The modules:
 * :mod:`.dlo`, :mod:`.slo` (with :mod:`.slo_put`, :mod:`.slo_delete`,
   :mod:`.slo_manifest`): large objects, read through :mod:`.segments`;
   :mod:`.objects` hands manifests to them;
+* :mod:`.bulk_delete`: ``?bulk-delete``, each name deleted through the
+  container and object handlers;
 * :mod:`.objectmeta`: an object's headers, stored and sent back;
 * :mod:`.quotas`: container and account quotas (Swift's
   ``container_quotas``, ``account_quotas``), checked before an object PUT
@@ -53,6 +55,7 @@ manifest PUT (SLO)        201; 400 bad manifest or segments; 413 too many segmen
 large object GET / HEAD   200, 206, 304 / 412, 416 as an object's; 409 first
                           segment missing or changed
 manifest DELETE (SLO)     200, the outcome in the body (Swift's bulk delete)
+bulk delete               200, the outcome in the body; spaces while working
 object COPY, PUT copy     201; 412 bad Destination / X-Copy-From; 400 body; 403 an
                           account the caller may not use; 404 source or
                           container; 413 source too large
@@ -61,8 +64,11 @@ object COPY, PUT copy     201; 412 bad Destination / X-Copy-From; 400 body; 403 
 
 from __future__ import annotations
 
+from storaged.api import routes
 from storaged.api.auth import Identity
 from storaged.api.handlers.account import AccountHandler
+from storaged.api.handlers.bulk_delete import BulkDelete
+from storaged.api.handlers.bulk_delete import is_bulk_delete
 from storaged.api.handlers.common import DRAIN_LIMIT
 from storaged.api.handlers.common import POLICY
 from storaged.api.handlers.common import Settings
@@ -98,20 +104,34 @@ class Handlers:
         self.containers = ContainerHandler(service, realms, settings)
         self.objects = ObjectHandler(service, settings)
         self.copier = Copier(self.objects, settings)
+        self.bulk_delete = BulkDelete(self._item, service,
+                                      settings.client_timeout)
 
     def account(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>``."""
+        if is_bulk_delete(req):
+            return self.bulk_delete.delete(req, route, ident)
         check_account_setting(req, ident)
         return self.accounts.handle(req, route, ident)
 
     def container(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>/<container>``."""
+        if is_bulk_delete(req):
+            return self.bulk_delete.delete(req, route, ident)
         check_account_setting(req, ident)
         return self.containers.handle(req, route, ident)
 
     def obj(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>/<container>/<object>``."""
+        if is_bulk_delete(req):
+            return self.bulk_delete.delete(req, route, ident)
         check_account_setting(req, ident)
         if is_copy(req):
             return self.copier.handle(req, route, ident)
+        return self.objects.handle(req, route, ident)
+
+    def _item(self, req: Request, route: Route, ident: Identity) -> Response:
+        """Answer one item of a bulk request, as its direct request."""
+        if route.kind == routes.CONTAINER:
+            return self.containers.handle(req, route, ident)
         return self.objects.handle(req, route, ident)

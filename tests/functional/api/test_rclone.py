@@ -3,9 +3,8 @@
 rclone uploads a file larger than ``--swift-chunk-size`` as a dynamic
 large object: its chunks go to ``<container>_segments``, then a zero-byte
 manifest with ``X-Object-Manifest`` is put; reading the object back
-concatenates the chunks.  (rclone deletes a chunked object's chunks with
-Swift's bulk delete, which storaged-api does not offer yet: deleting one is
-not tested here.)
+concatenates the chunks; deleting it deletes its chunks with Swift's bulk
+delete (``DELETE /v1/<account>?bulk-delete``).
 """
 
 from __future__ import annotations
@@ -73,3 +72,21 @@ def test_chunked_upload_reads_back(server, tmp_path):
     listed = rclone(server, "lsl", "sd:photos")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split()[0] == str(len(data))
+
+
+def test_chunked_delete_removes_the_chunks(server, tmp_path):
+    src = tmp_path / "gone.bin"
+    src.write_bytes(os.urandom(1024 * KiB * 2 + 17))
+    up = rclone(server, "copyto", str(src), "sd:trash/gone.bin",
+                "--swift-chunk-size", "1M")
+    assert up.returncode == 0, up.stderr
+    conn = server.connection()
+    _, segments = conn.get_container("trash_segments")
+    assert len(segments) == 3
+
+    gone = rclone(server, "deletefile", "sd:trash/gone.bin")
+    assert gone.returncode == 0, gone.stderr
+    _, segments = conn.get_container("trash_segments")
+    assert segments == []
+    _, objects = conn.get_container("trash")
+    assert objects == []
