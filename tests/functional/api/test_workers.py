@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import threading
 import time
 
@@ -20,6 +19,7 @@ import pytest
 
 from tests.functional.api.apiserver import ApiServer
 from tests.functional.api.apiserver import children as _children
+from tests.functional.api.test_lifecycle import refused
 from tests.functional.api.test_lifecycle import slow_upload
 
 pytest.importorskip("swiftclient")
@@ -122,9 +122,9 @@ def test_sigterm_lets_every_worker_drain(tmp_path, backend):
               "every upload half sent")
         time.sleep(0.2)
         server.signal(signal.SIGTERM)
-        time.sleep(0.5)
-        with pytest.raises(OSError):
-            socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+        # Every process lets go of the listening socket (new connections
+        # are refused) while the uploads in progress go on.
+        _wait(lambda: refused(server.port), "the listening socket closed")
         for upload in uploads:
             upload.join(30)
         assert [r.get("status") for r in results] == [201] * 6, (
