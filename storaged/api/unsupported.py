@@ -74,9 +74,6 @@ UNSUPPORTED: Final[tuple[Unsupported, ...]] = (
     Unsupported("X-Container-Write", _CONT, _WRITE, "container ACLs", empty_ok=True),
     Unsupported("X-Account-Access-Control", _ACCT, _WRITE, "account ACLs",
                 empty_ok=True),
-    # Per-policy account quotas (account_quotas; the one policy is Policy-0).
-    Unsupported("X-Account-Quota-Bytes-Policy-Policy-0", _ACCT, _WRITE,
-                "per-policy account quotas", empty_ok=True),
     # Bulk operations.
     Unsupported("?extract-archive", _ACCT | _CONT | _OBJ, frozenset({"PUT"}),
                 "bulk archive extraction"),

@@ -9,7 +9,10 @@ Settings are metadata:
 * ``X-Account-Meta-Quota-Bytes``, set (or removed, with an empty value or
   ``X-Remove-Account-Meta-Quota-Bytes``) by a ``.reseller_admin`` only:
   anybody else sending it on a PUT, POST or COPY gets 403, whatever the
-  path, as in Swift.
+  path, as in Swift.  Swift 2.36's other account quotas
+  (``X-Account-Quota-Bytes``, ``X-Account-Quota-Count`` and their per-policy
+  forms) are not offered: 403 for others as in Swift, 501 for a reseller
+  admin setting one.
 
 An object PUT (a copy's destination, a manifest) that would take the
 container or the account past a quota is refused with 413 ``Upload exceeds
@@ -28,6 +31,7 @@ from typing import Final
 from storaged import exception
 from storaged.api.auth import RESELLER_ADMIN
 from storaged.api.auth import Identity
+from storaged.api.handlers.common import POLICY
 from storaged.api.handlers.common import run
 from storaged.api.protocol import HTML
 from storaged.api.protocol import Request
@@ -39,6 +43,14 @@ CONTAINER_COUNT: Final = "X-Container-Meta-Quota-Count"
 ACCOUNT_BYTES: Final = "X-Account-Meta-Quota-Bytes"
 #: Swift's body for an upload refused by a quota.
 EXCEEDED: Final = "Upload exceeds quota."
+#: Swift 2.36's other account quotas (kept as system metadata there), not
+#: offered: refused with 501 from a reseller admin, 403 for anybody else.
+OTHER_ACCOUNT_QUOTAS: Final = (
+    "X-Account-Quota-Bytes",
+    "X-Account-Quota-Count",
+    "X-Account-Quota-Bytes-Policy-" + POLICY,
+    "X-Account-Quota-Count-Policy-" + POLICY,
+)
 
 
 def check_container_settings(req: Request) -> None:
@@ -56,18 +68,27 @@ def check_account_setting(req: Request, ident: Identity) -> None:
     """Let only a reseller admin set or remove the account's quota.
 
     :raises HTTPError: 403 for anybody else sending the header (or its
-        removal); 400 for a value that is not a non-negative integer.
+        removal), or one of :data:`OTHER_ACCOUNT_QUOTAS`; 400 for a value
+        that is not a non-negative integer; 501 for a value of one of
+        :data:`OTHER_ACCOUNT_QUOTAS`.
     """
     if req.method not in ("PUT", "POST", "COPY"):
         return
     value = req.header(ACCOUNT_BYTES)
     if req.header("X-Remove-" + ACCOUNT_BYTES[2:]):
         value = "0"  # a removal wins over a value, as in Swift
-    if RESELLER_ADMIN in ident.groups:
-        if value and not value.isdigit():
-            raise error(400)
-    elif value is not None:
-        raise error(403)
+    others = [name for name in OTHER_ACCOUNT_QUOTAS
+              if req.header(name) is not None or req.header("X-Remove-" + name[2:])]
+    if RESELLER_ADMIN not in ident.groups:
+        if value is not None or others:
+            raise error(403)
+        return
+    if value and not value.isdigit():
+        raise error(400)
+    for name in others:
+        if (req.header(name) or "").strip():  # removing one is trivially done
+            raise error(501, "%s is not supported: only X-Account-Meta-Quota-Bytes"
+                        " is available on this server" % name)
 
 
 def check_upload(

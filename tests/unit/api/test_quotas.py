@@ -202,11 +202,33 @@ def test_reseller_admin_bad_value_is_400(client, value):
     assert "x-account-meta-quota-bytes" not in client.as_user("HEAD", ACCOUNT).headers
 
 
-def test_per_policy_account_quota_is_refused(client):
-    res = client.as_user("POST", ACCOUNT,
-                         {"X-Account-Quota-Bytes-Policy-Policy-0": "10"},
-                         login="ops:root")
+OTHERS = ["X-Account-Quota-Bytes", "X-Account-Quota-Count",
+          "X-Account-Quota-Bytes-Policy-Policy-0",
+          "X-Account-Quota-Count-Policy-Policy-0"]
+
+
+@pytest.mark.parametrize("header", OTHERS)
+def test_other_account_quotas_are_refused(client, header):
+    res = client.as_user("POST", ACCOUNT, {header: "10"}, login="ops:root")
     assert res.status == 501, res
+    assert res.body.decode() == (
+        "%s is not supported: only X-Account-Meta-Quota-Bytes is available on"
+        " this server" % header)
+    assert header.lower() not in client.as_user("HEAD", ACCOUNT).headers
+    # Removing one (never set) is trivially done.
+    res = client.as_user("POST", ACCOUNT, {header: ""}, login="ops:root")
+    assert res.status == 204
+    res = client.as_user("POST", ACCOUNT, {"X-Remove-" + header[2:]: "t"},
+                         login="ops:root")
+    assert res.status == 204
+
+
+@pytest.mark.parametrize("header", OTHERS)
+@pytest.mark.parametrize("remove", [False, True])
+def test_other_account_quotas_are_403_for_others(client, header, remove):
+    if remove:
+        header = "X-Remove-" + header[2:]
+    assert client.as_user("POST", ACCOUNT, {header: "1"}).status == 403
 
 
 # -- account quota enforced ------------------------------------------------------------

@@ -46,8 +46,6 @@ CASES = [
      "container ACLs"),
     ("PUT", CONT, {"X-Container-Write": "other:admin"}, "", "X-Container-Write",
      "container ACLs"),
-    ("POST", "/v1/AUTH_test", {"X-Account-Quota-Bytes-Policy-Policy-0": "10"}, "",
-     "X-Account-Quota-Bytes-Policy-Policy-0", "per-policy account quotas"),
     ("PUT", CONT, {}, "extract-archive=tar", "extract-archive",
      "bulk archive extraction"),
 ]
