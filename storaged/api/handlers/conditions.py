@@ -71,11 +71,12 @@ def check_conditions(
         tags = _etag_list(if_none_match)
         if "*" in tags or etag in tags:
             raise _not_modified(info, sent)
-    if if_match is None:
-        since = req.header("If-Unmodified-Since")
-        moment = parse_http_date(since) if since else None
-        if moment is not None and modified > moment:
-            raise error(412, headers=[("Etag", sent)])
+    # Swift's swob applies If-Unmodified-Since even beside If-Match (RFC
+    # 7232 would ignore it there): storaged answers as Swift does.
+    since = req.header("If-Unmodified-Since")
+    moment = parse_http_date(since) if since else None
+    if moment is not None and modified > moment:
+        raise error(412, headers=[("Etag", sent)])
     if if_none_match is None:
         since = req.header("If-Modified-Since")
         moment = parse_http_date(since) if since else None

@@ -445,6 +445,10 @@ def test_conditional_requests(client, container):
     assert get({"If-Modified-Since": last}) == 304
     assert get({"If-Modified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"}) == 200
     assert get({"If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"}) == 412
+    # Both apply, as Swift's swob applies them (RFC 7232 would drop the date).
+    assert get({"If-Match": etag,
+                "If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"}) == 412
+    assert get({"If-Match": etag, "If-Unmodified-Since": last}) == 200
     assert get({"If-None-Match": etag}, "HEAD") == 304
 
 
