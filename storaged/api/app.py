@@ -57,6 +57,7 @@ from storaged.api.handlers import POLICY
 from storaged.api.handlers import Handlers
 from storaged.api.handlers import Settings
 from storaged.api.handlers import bulk_delete
+from storaged.api.handlers import extract
 from storaged.api.handlers import slo_manifest
 from storaged.api.handlers.segments import MAX_GET_TIME
 from storaged.api.protocol import HTTPError
@@ -343,6 +344,10 @@ class Application:
             "bulk_delete": {
                 "max_deletes_per_request": bulk_delete.MAX_DELETES_PER_REQUEST,
                 "max_failed_deletes": bulk_delete.MAX_FAILED_DELETES,
+            },
+            "bulk_upload": {
+                "max_containers_per_extraction": extract.MAX_CONTAINERS_PER_EXTRACTION,
+                "max_failed_extractions": extract.MAX_FAILED_EXTRACTIONS,
             },
             "container_quotas": {},
             "account_quotas": {},

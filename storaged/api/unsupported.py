@@ -74,9 +74,6 @@ UNSUPPORTED: Final[tuple[Unsupported, ...]] = (
     Unsupported("X-Container-Write", _CONT, _WRITE, "container ACLs", empty_ok=True),
     Unsupported("X-Account-Access-Control", _ACCT, _WRITE, "account ACLs",
                 empty_ok=True),
-    # Bulk operations.
-    Unsupported("?extract-archive", _ACCT | _CONT | _OBJ, frozenset({"PUT"}),
-                "bulk archive extraction"),
 )
 
 

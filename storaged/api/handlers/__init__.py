@@ -19,7 +19,7 @@ The modules:
   :mod:`.slo_manifest`): large objects, read through :mod:`.segments`;
   :mod:`.objects` hands manifests to them;
 * :mod:`.bulk_delete`: ``?bulk-delete``, each name deleted through the
-  container and object handlers;
+  container and object handlers; :mod:`.extract`: ``?extract-archive``;
 * :mod:`.objectmeta`: an object's headers, stored and sent back;
 * :mod:`.quotas`: container and account quotas (Swift's
   ``container_quotas``, ``account_quotas``), checked before an object PUT
@@ -55,7 +55,7 @@ manifest PUT (SLO)        201; 400 bad manifest or segments; 413 too many segmen
 large object GET / HEAD   200, 206, 304 / 412, 416 as an object's; 409 first
                           segment missing or changed
 manifest DELETE (SLO)     200, the outcome in the body (Swift's bulk delete)
-bulk delete               200, the outcome in the body; spaces while working
+bulk delete, extraction   200, the outcome in the body; spaces while working
 object COPY, PUT copy     201; 412 bad Destination / X-Copy-From; 400 body; 403 an
                           account the caller may not use; 404 source or
                           container; 413 source too large
@@ -75,6 +75,8 @@ from storaged.api.handlers.common import Settings
 from storaged.api.handlers.container import ContainerHandler
 from storaged.api.handlers.copy import Copier
 from storaged.api.handlers.copy import is_copy
+from storaged.api.handlers.extract import Extractor
+from storaged.api.handlers.extract import is_extract
 from storaged.api.handlers.objects import ObjectHandler
 from storaged.api.handlers.quotas import check_account_setting
 from storaged.api.protocol import Request
@@ -106,11 +108,14 @@ class Handlers:
         self.copier = Copier(self.objects, settings)
         self.bulk_delete = BulkDelete(self._item, service,
                                       settings.client_timeout)
+        self.extractor = Extractor(self.bulk_delete, settings.max_object_size)
 
     def account(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>``."""
         if is_bulk_delete(req):
             return self.bulk_delete.delete(req, route, ident)
+        if is_extract(req):
+            return self.extractor.extract(req, route, ident)
         check_account_setting(req, ident)
         return self.accounts.handle(req, route, ident)
 
@@ -118,6 +123,8 @@ class Handlers:
         """Answer a request for ``/v1/<account>/<container>``."""
         if is_bulk_delete(req):
             return self.bulk_delete.delete(req, route, ident)
+        if is_extract(req):
+            return self.extractor.extract(req, route, ident)
         check_account_setting(req, ident)
         return self.containers.handle(req, route, ident)
 
@@ -125,6 +132,8 @@ class Handlers:
         """Answer a request for ``/v1/<account>/<container>/<object>``."""
         if is_bulk_delete(req):
             return self.bulk_delete.delete(req, route, ident)
+        if is_extract(req):
+            return self.extractor.extract(req, route, ident)
         check_account_setting(req, ident)
         if is_copy(req):
             return self.copier.handle(req, route, ident)

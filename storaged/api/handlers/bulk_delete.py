@@ -66,7 +66,7 @@ YIELD_FREQUENCY: Final = 10.0
 Dispatch = Callable[[Request, routes.Route, Identity], Response]
 
 
-class _Refused(exception.StoragedError):
+class Refused(exception.StoragedError):
     """The request as a whole is refused: its status goes in the body."""
 
     msg_fmt = "%(reason)s"
@@ -117,15 +117,15 @@ class BulkDelete:
         """Answer ``?bulk-delete``: 200 now, the outcome in the body."""
         fmt = sm.best_format(req.header("Accept"))
         names: list[str] = []
-        refused: _Refused | None = None
+        refused: Refused | None = None
         try:
             if fmt is None:
-                raise _Refused(status=406, reason=_default_body(406))
+                raise Refused(status=406, reason=default_body(406))
             ctype = req.header("Content-Type")
             if ctype and not ctype.startswith("text/plain"):
-                raise _Refused(status=406, reason=_default_body(406))
+                raise Refused(status=406, reason=default_body(406))
             names = self._read_names(req)
-        except _Refused as err:
+        except Refused as err:
             refused = err
         response = Response(200, b"", content_type=fmt or "text/plain")
         response.body = self._chunks(req, route.account, ident, fmt, names, refused)
@@ -137,7 +137,7 @@ class BulkDelete:
         """Return the names the body lists (URL-decoded, stripped)."""
         length = req.content_length
         if length is None and not req.chunked:
-            raise _Refused(status=411, reason=_default_body(411))
+            raise Refused(status=411, reason=default_body(411))
         longest = max_path_length(self.limits)
         limit = (MAX_DELETES_PER_REQUEST + 1) * (longest * 2 + 2)
         reader = body_mod.BodyReader(req.environ["wsgi.input"], length, limit,
@@ -153,16 +153,16 @@ class BulkDelete:
             if not data and line.strip():
                 names.append(_unquote(line))
             if len(names) > MAX_DELETES_PER_REQUEST:
-                raise _Refused(status=413, reason="Maximum Bulk Deletes: %d per "
+                raise Refused(status=413, reason="Maximum Bulk Deletes: %d per "
                                "request" % MAX_DELETES_PER_REQUEST)
             if len(line) > longest * 2:
-                raise _Refused(status=400, reason="Invalid File Name")
+                raise Refused(status=400, reason="Invalid File Name")
             if not data:
                 return names
 
     def _chunks(
         self, req: Request, account: str, ident: Identity, fmt: str | None,
-        names: list[str], refused: _Refused | None,
+        names: list[str], refused: Refused | None,
     ) -> Iterator[bytes]:
         to_yield = b" "
         if fmt and fmt.endswith("/xml"):
@@ -192,14 +192,14 @@ class BulkDelete:
                     bad_gateway = bad_gateway or status // 100 == 5
                     failed.append([sm.quote(name), status_line(status)])
                     if len(failed) >= MAX_FAILED_DELETES:
-                        raise _Refused(status=400,
+                        raise Refused(status=400,
                                        reason="Max delete failures exceeded")
             if failed:
                 data["Response Status"] = status_line(502 if bad_gateway else 400)
             elif not (data["Number Deleted"] or data["Number Not Found"]):
                 data["Response Status"] = status_line(400)
                 data["Response Body"] = "Invalid bulk delete."
-        except _Refused as err:
+        except Refused as err:
             data["Response Status"] = status_line(err.status)
             data["Response Body"] = err.message
         except Exception:
@@ -215,6 +215,17 @@ class BulkDelete:
             return 412
         stripped = name.strip("/")
         rest = name.lstrip("/") if "/" in stripped else stripped
+        return self.subrequest(req, account, ident, "DELETE", rest)
+
+    def subrequest(
+        self, req: Request, account: str, ident: Identity, method: str, rest: str,
+        body: Any = None, length: int = 0,
+    ) -> int:
+        """Answer ``method`` of ``/v1/<account>/<rest>`` as a direct request.
+
+        :param body: the request body (a file-like object), ``length`` bytes.
+        :returns: the status it was answered with.
+        """
         path = "/v1/%s/%s" % (account, rest)
         environ = {
             key: value for key, value in req.environ.items()
@@ -224,8 +235,9 @@ class BulkDelete:
             )
         }
         environ.update({
-            "REQUEST_METHOD": "DELETE", "PATH_INFO": text_to_wsgi(path),
-            "QUERY_STRING": "", "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(),
+            "REQUEST_METHOD": method, "PATH_INFO": text_to_wsgi(path),
+            "QUERY_STRING": "", "CONTENT_LENGTH": str(length),
+            "wsgi.input": io.BytesIO() if body is None else body,
         })
         sub = Request(environ, path, req.request_id)
         try:
@@ -238,7 +250,7 @@ class BulkDelete:
         except exception.StoragedError as err:
             return errors.to_http(err).response.status
         except Exception:
-            LOG.exception("Bulk delete of %s failed (request %s)", path,
+            LOG.exception("Bulk %s of %s failed (request %s)", method, path,
                           req.request_id)
             return 500
 
@@ -264,6 +276,7 @@ def _unquote(raw: bytes) -> str:
         return decoded.decode("utf-8", "replace") + "\x00"
 
 
-def _default_body(status: int) -> str:
+def default_body(status: int) -> str:
+    """Return swob's default body for ``status``, as text."""
     body = Response(status, None).body
     return body.decode("utf-8") if isinstance(body, bytes) else ""

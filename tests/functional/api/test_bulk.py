@@ -1,16 +1,19 @@
 """Bulk delete against a real storaged-api: 10,000 objects in one request.
 
-The objects are made by concurrent PUTs over kept-alive connections; one
-``POST ?bulk-delete`` then lists them all (Swift's limit) and the
-container itself, last in the body but deleted after its objects.  The
-answer streams: whitespace while working, the counts at the end.
+The objects are made by one ``PUT ?extract-archive=tar.gz`` of a
+10,000-entry archive, sent chunked; one ``POST ?bulk-delete`` then lists
+them all (Swift's limit) and the container itself, first in the body but
+deleted after its objects.  The answers stream: whitespace while working,
+the counts at the end.  Smaller sets are made by concurrent PUTs.
 """
 
 from __future__ import annotations
 
 from concurrent import futures
 import http.client as http_client
+import io
 import json
+import tarfile
 import urllib.parse
 
 import pytest
@@ -60,11 +63,40 @@ def _put_many(server, container: str, names: list[str]) -> None:
         assert sum(pool.map(put_slice, slices)) == len(names)
 
 
-def test_bulk_delete_ten_thousand(server):
+def _tar_gz(names: list[str]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name in names:
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    return out.getvalue()
+
+
+def test_extract_then_bulk_delete_ten_thousand(server):
     conn = server.connection()
-    conn.put_container("many")
     names = ["obj/%05d" % i for i in range(COUNT - 1)]
-    _put_many(server, "many", names)
+    archive = _tar_gz(["many/" + n for n in names])
+    parts, token = _session(server)
+    http = http_client.HTTPConnection(parts.hostname, parts.port, timeout=600)
+    try:
+        http.putrequest("PUT", parts.path + "?extract-archive=tar.gz")
+        http.putheader("X-Auth-Token", token)
+        http.putheader("Accept", "application/json")
+        http.putheader("Transfer-Encoding", "chunked")
+        http.endheaders()
+        for i in range(0, len(archive), 65536):
+            chunk = archive[i:i + 65536]
+            http.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        http.send(b"0\r\n\r\n")
+        resp = http.getresponse()
+        body = resp.read()
+    finally:
+        http.close()
+    assert resp.status == 200
+    assert json.loads(body) == {"Number Files Created": COUNT - 1,
+                                "Response Status": "201 Created",
+                                "Response Body": "", "Errors": []}
     assert int(conn.head_container("many")["x-container-object-count"]) == COUNT - 1
 
     parts, token = _session(server)

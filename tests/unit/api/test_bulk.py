@@ -143,3 +143,72 @@ def test_info_advertises_the_limits(client):
     info = client.call("GET", "/info").json()
     assert info["bulk_delete"] == {"max_deletes_per_request": 10000,
                                    "max_failed_deletes": 1000}
+
+
+# -- ?extract-archive -----------------------------------------------------------
+
+
+def make_tar(files, mode="w"):
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode=mode) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("somedir")
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+    return out.getvalue()
+
+
+def extract(client, path, body, kind="tar", accept="application/json", **kw):
+    return client.as_user("PUT", path, {"Accept": accept}, body=body,
+                          query="extract-archive=" + kind, **kw)
+
+
+@pytest.mark.parametrize("kind, mode", [("tar", "w"), ("tar.gz", "w:gz"),
+                                        ("tar.bz2", "w:bz2")])
+def test_extract_to_the_account(client, kind, mode):
+    body = make_tar({"top.txt": b"skipped", "docs/a.txt": b"A",
+                     "./docs/sub/b.txt": b"BB", "more/c.txt": b"C"}, mode)
+    res = extract(client, ACCT, body, kind)
+    assert res.status == 200
+    assert res.json() == {"Number Files Created": 3, "Response Status": "201 Created",
+                          "Response Body": "", "Errors": []}
+    assert listing(client, "docs")[1] == ["a.txt", "sub/b.txt"]
+    assert client.as_user("GET", ACCT + "/docs/sub/b.txt").body == b"BB"
+    assert listing(client, "more")[1] == ["c.txt"]
+
+
+def test_extract_to_a_container_and_a_directory(client, photos):
+    body = make_tar({"x.txt": b"x", "d/y.txt": b"y"})
+    res = extract(client, ACCT + "/photos/2024/", body, chunked=True,
+                  accept="text/plain")
+    assert res.body.decode().endswith(
+        "Number Files Created: 2\nResponse Body: \n"
+        "Response Status: 201 Created\nErrors:\n")
+    assert "2024/d/y.txt" in listing(client, "photos")[1]
+    assert "2024/x.txt" in listing(client, "photos")[1]
+
+
+def test_extract_failures(client):
+    data = extract(client, ACCT, b"not a tar at all" * 100).json()
+    assert data["Response Status"] == "400 Bad Request"
+    assert data["Response Body"].startswith("Invalid Tar File: ")
+    data = extract(client, ACCT, make_tar({"top.txt": b"x"})).json()
+    assert data["Response Body"] == "Invalid Tar File: No Valid Files"
+    res = extract(client, ACCT, make_tar({"c/a": b"x"}), kind="zip")
+    assert res.status == 400 and res.body == b"Unsupported archive format"
+    data = extract(client, ACCT, make_tar({"c/" + "z" * 1100: b"x", "c/ok": b"y"}),
+                   accept="application/xml")
+    assert b"<number_files_created>1</number_files_created>" in data.body
+    assert b"<response_status>400 Bad Request</response_status>" in data.body
+
+
+def test_extract_limits_in_info(client):
+    info = client.call("GET", "/info").json()
+    assert info["bulk_upload"] == {"max_containers_per_extraction": 10000,
+                                   "max_failed_extractions": 1000}

@@ -46,8 +46,6 @@ CASES = [
      "container ACLs"),
     ("PUT", CONT, {"X-Container-Write": "other:admin"}, "", "X-Container-Write",
      "container ACLs"),
-    ("PUT", CONT, {}, "extract-archive=tar", "extract-archive",
-     "bulk archive extraction"),
 ]
 
 
