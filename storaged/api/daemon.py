@@ -157,8 +157,10 @@ class ApiService(oslo_service.Service):  # type: ignore[misc,name-defined]
                 if close is not None:
                     close()
             finally:
-                done.set()
+                # Logged before stop() is released: the process may exit
+                # as soon as it is.
                 LOG.info("Worker %d stopped", os.getpid())
+                done.set()
 
 
 class ReadyWatch:
