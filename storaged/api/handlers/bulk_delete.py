@@ -169,12 +169,7 @@ class BulkDelete:
             to_yield = b'<?xml version="1.0" encoding="UTF-8"?>\n'
         separator = b""
         last_yield = time.monotonic()
-        data: dict[str, Any] = {
-            "Response Status": status_line(200), "Response Body": "",
-            "Number Deleted": 0, "Number Not Found": 0,
-        }
-        failed: list[list[str]] = []
-        bad_gateway = False
+        tally = sm.DeleteTally()
         try:
             if refused is not None:
                 raise refused
@@ -184,28 +179,17 @@ class BulkDelete:
                     last_yield = time.monotonic()
                     yield to_yield
                     to_yield, separator = b" ", b"\r\n\r\n"
-                if status // 100 == 2:
-                    data["Number Deleted"] += 1
-                elif status == 404:
-                    data["Number Not Found"] += 1
-                else:
-                    bad_gateway = bad_gateway or status // 100 == 5
-                    failed.append([sm.quote(name), status_line(status)])
-                    if len(failed) >= MAX_FAILED_DELETES:
-                        raise Refused(status=400,
-                                       reason="Max delete failures exceeded")
-            if failed:
-                data["Response Status"] = status_line(502 if bad_gateway else 400)
-            elif not (data["Number Deleted"] or data["Number Not Found"]):
-                data["Response Status"] = status_line(400)
-                data["Response Body"] = "Invalid bulk delete."
+                tally.count(name, status)
+                if len(tally.failed) >= MAX_FAILED_DELETES:
+                    raise Refused(status=400,
+                                   reason="Max delete failures exceeded")
+            tally.finish()
         except Refused as err:
-            data["Response Status"] = status_line(err.status)
-            data["Response Body"] = err.message
+            tally.refuse(err.status, err.message)
         except Exception:
             LOG.exception("Error in bulk delete (request %s)", req.request_id)
-            data["Response Status"] = status_line(500)
-        yield separator + sm.response_body(fmt, data, failed, "delete")
+            tally.data["Response Status"] = status_line(500)
+        yield separator + tally.body(fmt)
 
     def _delete_one(
         self, req: Request, account: str, ident: Identity, name: str

@@ -32,7 +32,6 @@ from storaged.api.handlers.slo import is_manifest
 from storaged.api.protocol import HTTPError
 from storaged.api.protocol import Request
 from storaged.api.protocol import Response
-from storaged.api.protocol import status_line
 from storaged.api.routes import Route
 
 
@@ -61,12 +60,7 @@ class ManifestDelete:
     def delete(self, req: Request, route: Route) -> Response:
         """Answer ``DELETE ?multipart-manifest=delete``."""
         fmt = sm.best_format(req.header("Accept"))
-        data: dict[str, Any] = {
-            "Response Status": status_line(200), "Response Body": "",
-            "Number Deleted": 0, "Number Not Found": 0,
-        }
-        failed: list[list[str]] = []
-        bad_gateway = False
+        tally = sm.DeleteTally()
         try:
             if fmt is None:
                 raise _Failed(status=406, reason="")
@@ -74,28 +68,15 @@ class ManifestDelete:
                                                  route.obj):
                 if problem is not None:
                     if problem.status == 404:
-                        data["Number Not Found"] += 1
+                        tally.data["Number Not Found"] += 1
                     else:
-                        failed.append([sm.quote(name), problem.message])
+                        tally.failed.append([sm.quote(name), problem.message])
                     continue
-                status = self._delete_one(route.account, name)
-                if status // 100 == 2:
-                    data["Number Deleted"] += 1
-                elif status == 404:
-                    data["Number Not Found"] += 1
-                else:
-                    bad_gateway = bad_gateway or status // 100 == 5
-                    failed.append([sm.quote(name), status_line(status)])
-            if failed:
-                data["Response Status"] = status_line(502 if bad_gateway else 400)
-            elif not (data["Number Deleted"] or data["Number Not Found"]):
-                data["Response Status"] = status_line(400)
-                data["Response Body"] = "Invalid bulk delete."
+                tally.count(name, self._delete_one(route.account, name))
+            tally.finish()
         except _Failed as err:
-            data["Response Status"] = status_line(err.status)
-            data["Response Body"] = err.message
-        return Response(200, sm.response_body(fmt, data, failed, "delete"),
-                        content_type=fmt or "text/plain")
+            tally.refuse(err.status, err.message)
+        return Response(200, tally.body(fmt), content_type=fmt or "text/plain")
 
     def _to_delete(
         self, account: str, container: str, obj: str

@@ -28,6 +28,7 @@ from xml.sax import saxutils
 
 from storaged.api.handlers.common import TRUE_VALUES
 from storaged.api.protocol import error
+from storaged.api.protocol import status_line
 
 #: Most object-backed segments in one manifest (Swift's default).
 MAX_MANIFEST_SEGMENTS: Final = 1000
@@ -289,3 +290,46 @@ def listing_fields(size: int, etag: str, metadata: Any) -> dict[str, Any]:
     except ValueError:
         total = size
     return {"bytes": total, "slo_etag": '"%s"' % metadata[SYSMETA_ETAG]}
+
+
+class DeleteTally:
+    """What a bulk-style delete did, as Swift's bulk middleware reports it.
+
+    Shared by ``?bulk-delete`` and ``?multipart-manifest=delete``: count
+    each name's status, :meth:`finish`, then render with :meth:`body`.
+    """
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {
+            "Response Status": status_line(200), "Response Body": "",
+            "Number Deleted": 0, "Number Not Found": 0,
+        }
+        self.failed: list[list[str]] = []
+        self._bad_gateway = False
+
+    def count(self, name: str, status: int) -> None:
+        """Count one name's delete: deleted, not found, or failed."""
+        if status // 100 == 2:
+            self.data["Number Deleted"] += 1
+        elif status == 404:
+            self.data["Number Not Found"] += 1
+        else:
+            self._bad_gateway = self._bad_gateway or status // 100 == 5
+            self.failed.append([quote(name), status_line(status)])
+
+    def finish(self) -> None:
+        """Set the overall status once every name was counted."""
+        if self.failed:
+            self.data["Response Status"] = status_line(
+                502 if self._bad_gateway else 400)
+        elif not (self.data["Number Deleted"] or self.data["Number Not Found"]):
+            self.refuse(400, "Invalid bulk delete.")
+
+    def refuse(self, status: int, message: str) -> None:
+        """The whole request failed: its status and message."""
+        self.data["Response Status"] = status_line(status)
+        self.data["Response Body"] = message
+
+    def body(self, fmt: str | None) -> bytes:
+        """Render the outcome in ``fmt`` (Swift's ``get_response_body``)."""
+        return response_body(fmt, self.data, self.failed, "delete")
