@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.functional.api.apiserver import ROOT
 from tests.functional.api.apiserver import ApiServer
+from tests.functional.api.test_swiftclient import cli
 
 swiftclient = pytest.importorskip("swiftclient")
 from swiftclient import client as swift  # noqa: E402
@@ -32,12 +30,6 @@ def conn(server):
     return server.connection()
 
 
-def cli(server, *args, login="test:tester", key="testing"):
-    return subprocess.run(
-        [sys.executable, "-m", "swiftclient.shell", "-A", server.auth_url,
-         "-U", login, "-K", key, *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
 
 
 def user_meta(headers):

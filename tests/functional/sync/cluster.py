@@ -8,6 +8,7 @@ own state, receiving the sync requests over HTTP.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import hashlib
 import json
 import os
@@ -32,6 +33,32 @@ def wait_for(predicate, timeout=30.0, interval=0.1, what="condition"):
         time.sleep(interval)
     text = what() if callable(what) else what
     raise AssertionError("timed out waiting for %s" % text)
+
+
+def write_cluster_realms(path: str, servers: dict[str, ApiServer]) -> None:
+    """The realm ``us`` with one cluster per named server."""
+    with open(path, "w") as f:
+        f.write("[us]\nkey = %s\n" % REALM_KEY)
+        for name, srv in servers.items():
+            f.write("cluster_%s = %s/v1/\n" % (name, srv.url))
+
+
+def api_pair(tmp_path_factory) -> Iterator[tuple[ApiServer, ApiServer]]:
+    """Two started storaged-api, clusters ``one`` and ``two`` of realm ``us``.
+
+    A generator for a module-scoped fixture: ``yield from api_pair(...)``.
+    """
+    one = ApiServer(tmp_path_factory.mktemp("one"))
+    two = ApiServer(tmp_path_factory.mktemp("two"))
+    for srv in (one, two):
+        write_cluster_realms(srv.realms, {"one": one, "two": two})
+    one.start()
+    two.start()
+    try:
+        yield one, two
+    finally:
+        one.kill()
+        two.kill()
 
 
 def write_realms(path: str, target: ApiServer) -> None:

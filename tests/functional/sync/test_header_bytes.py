@@ -14,10 +14,10 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.functional.api.apiserver import REALM_KEY
 from tests.functional.api.apiserver import ApiServer
 from tests.functional.sync.cluster import SYNC_KEY
 from tests.functional.sync.cluster import SyncDaemon
+from tests.functional.sync.cluster import api_pair
 
 pytest.importorskip("swiftclient")
 
@@ -25,24 +25,9 @@ VALUES = ["värde ñ", "名前", "🙂 ok", "𝄞𠜎"]
 RAW = b"\xff\xfe\xe4"
 
 
-def write_realms(path: str, servers: dict[str, ApiServer]) -> None:
-    with open(path, "w") as f:
-        f.write("[us]\nkey = %s\n" % REALM_KEY)
-        for name, srv in servers.items():
-            f.write("cluster_%s = %s/v1/\n" % (name, srv.url))
-
-
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    one = ApiServer(tmp_path_factory.mktemp("one"))
-    two = ApiServer(tmp_path_factory.mktemp("two"))
-    for srv in (one, two):
-        write_realms(srv.realms, {"one": one, "two": two})
-    one.start()
-    two.start()
-    yield one, two
-    one.kill()
-    two.kill()
+    yield from api_pair(tmp_path_factory)
 
 
 def raw_head(server: ApiServer, container: str, obj: str) -> dict[str, bytes]:
