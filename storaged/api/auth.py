@@ -61,17 +61,27 @@ class Identity:
     :ivar groups: the user's groups.
     :ivar sync_container: for a container-sync sender, the only container
         it may touch; ``""`` for users.
+    :ivar via: for a request let in by a signature in its URL or form
+        rather than by a user (``"tempurl"``, ``"formpost"``), what let it
+        in; ``""`` otherwise.  Such a request acts for ``account`` on the
+        one path its signature covers, and is never an owner.
     """
 
     user: str
     account: str
     groups: frozenset[str] = frozenset()
     sync_container: str = ""
+    via: str = ""
 
     @property
     def is_sync(self) -> bool:
         """True for a container-sync sender."""
         return bool(self.sync_container)
+
+    @property
+    def is_anonymous(self) -> bool:
+        """True for a request with no credentials at all (only ACLs let it in)."""
+        return not (self.user or self.sync_container or self.via)
 
     def may_access(self, account: str) -> bool:
         """Tell whether this identity may use ``account`` at all."""
@@ -79,7 +89,7 @@ class Identity:
 
     def owns(self, account: str) -> bool:
         """Tell whether this identity is an owner of ``account``."""
-        if self.is_sync:
+        if self.is_sync or self.via:
             return False
         if RESELLER_ADMIN in self.groups:
             return True

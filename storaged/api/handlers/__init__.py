@@ -139,6 +139,19 @@ class Handlers:
             return self.copier.handle(req, route, ident)
         return self.objects.handle(req, route, ident)
 
+    def dispatch(self, req: Request, route: Route, ident: Identity) -> Response:
+        """Answer a request for any resource, as if it came from the client.
+
+        What a feature calls for a request it makes on the client's behalf
+        (a symlink's target, a version archived): it passes through every
+        check and feature a direct request does.
+        """
+        if route.kind == routes.ACCOUNT:
+            return self.account(req, route, ident)
+        if route.kind == routes.CONTAINER:
+            return self.container(req, route, ident)
+        return self.obj(req, route, ident)
+
     def _item(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer one item of a bulk request, as its direct request."""
         if route.kind == routes.CONTAINER:
