@@ -51,6 +51,7 @@ from storaged.api import auth
 from storaged.api import errors
 from storaged.api import guard
 from storaged.api import routes
+from storaged.api import tempurl
 from storaged.api import unsupported
 from storaged.api.handlers import DRAIN_LIMIT
 from storaged.api.handlers import POLICY
@@ -254,6 +255,9 @@ class Application:
     def _token_identity(
         self, req: Request, route: routes.Route
     ) -> tuple[auth.Identity, str]:
+        signed = tempurl.identify(req, route, self.service)
+        if signed is not None:
+            return signed
         token = req.header("X-Auth-Token") or req.header("X-Storage-Token")
         ident = self.authority.validate(token) if token else None
         if ident is not None:
@@ -351,6 +355,7 @@ class Application:
             },
             "container_quotas": {},
             "account_quotas": {},
+            "tempurl": tempurl.info(),
         }
         return Response(200, json.dumps(info, sort_keys=True).encode("utf-8"),
                         content_type="application/json; charset=utf-8")

@@ -65,6 +65,7 @@ object COPY, PUT copy     201; 412 bad Destination / X-Copy-From; 400 body; 403 
 from __future__ import annotations
 
 from storaged.api import routes
+from storaged.api import tempurl
 from storaged.api.auth import Identity
 from storaged.api.handlers.account import AccountHandler
 from storaged.api.handlers.bulk_delete import BulkDelete
@@ -135,6 +136,11 @@ class Handlers:
         if is_extract(req):
             return self.extractor.extract(req, route, ident)
         check_account_setting(req, ident)
+        if ident.via == "tempurl":
+            return tempurl.finish(req, self._object(req, route, ident))
+        return self._object(req, route, ident)
+
+    def _object(self, req: Request, route: Route, ident: Identity) -> Response:
         if is_copy(req):
             return self.copier.handle(req, route, ident)
         return self.objects.handle(req, route, ident)

@@ -13,6 +13,8 @@ never reach accounts.
 
 from __future__ import annotations
 
+from typing import Final
+
 from storaged import exception
 from storaged.api.auth import Identity
 from storaged.api.handlers.common import run
@@ -31,6 +33,12 @@ from storaged.api.protocol import error
 from storaged.api.routes import Route
 from storaged.objects.repository import ObjectRepository
 
+#: Account headers only an account owner sees and sets (Swift's proxy
+#: keeps them in ``swift_owner_headers``).
+OWNER_HEADERS: Final = frozenset({
+    "X-Account-Meta-Temp-Url-Key", "X-Account-Meta-Temp-Url-Key-2",
+})
+
 
 class AccountHandler:
     """Answers ``/v1/<account>``.
@@ -44,12 +52,12 @@ class AccountHandler:
     def handle(self, req: Request, route: Route, ident: Identity) -> Response:
         """Account HEAD, GET (listing of containers) and POST (metadata)."""
         if req.method in ("GET", "HEAD"):
-            return self._get(req, route)
+            return self._get(req, route, ident.owns(route.account))
         if req.method == "POST":
-            return self._post(req, route)
+            return self._post(req, route, ident.owns(route.account))
         raise error(405, headers=[("Allow", "GET, HEAD, POST")])
 
-    def _get(self, req: Request, route: Route) -> Response:
+    def _get(self, req: Request, route: Route, owner: bool) -> Response:
         fmt = listing_format(req)
         params = listing_params(req)
         totals, metadata = run(self._account_state, route.account)
@@ -59,17 +67,21 @@ class AccountHandler:
             ("X-Account-Bytes-Used", str(totals[2])),
         ])
         for key, value in sorted(metadata.items()):
-            headers[key] = value
+            if owner or key not in OWNER_HEADERS:
+                headers[key] = value
         vary_accept(req, headers)
         if req.method == "HEAD":
             return Response(204, b"", headers, content_type=CONTENT_TYPES[fmt])
         entries = run(self.service.list_containers, route.account, **params)
         return render_listing(fmt, "account", route.account, entries, headers)
 
-    def _post(self, req: Request, route: Route) -> Response:
+    def _post(self, req: Request, route: Route, owner: bool) -> Response:
         """Set, update and remove ``X-Account-Meta-*``; 204 as Swift's proxy."""
         check_metadata(req, "account", self.service.catalog.limits)
         updates = metadata_updates(req, "account")
+        if not owner:
+            for key in OWNER_HEADERS:
+                updates.pop(key, None)
         try:
             run(self.service.update_account_metadata, route.account, updates)
         except exception.MetadataTooLarge as err:
