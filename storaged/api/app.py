@@ -52,7 +52,6 @@ from storaged.api import errors
 from storaged.api import guard
 from storaged.api import routes
 from storaged.api import tempurl
-from storaged.api import unsupported
 from storaged.api.handlers import DRAIN_LIMIT
 from storaged.api.handlers import POLICY
 from storaged.api.handlers import Handlers
@@ -172,7 +171,6 @@ class Application:
             return self._auth(req), ""
         ident, note = self._identify(req, route)
         try:
-            unsupported.check(req, route.kind)
             if route.kind == routes.ACCOUNT:
                 return self.handlers.account(req, route, ident), note
             if route.kind == routes.CONTAINER:
@@ -210,8 +208,11 @@ class Application:
     def _identify(self, req: Request, route: routes.Route) -> tuple[auth.Identity, str]:
         """Return who sends ``req`` and a note for the access log.
 
-        :raises HTTPError: 401 (no valid credentials, or a bad sync
-            signature) or 403 (valid, but not for this account).
+        A request without credentials is anonymous
+        (:attr:`~storaged.api.auth.Identity.is_anonymous`).
+
+        :raises HTTPError: 401 (a bad token, or a bad sync signature) or
+            403 (a sync sender outside its container).
         """
         account, container = route.account, route.container
         sync_auth = req.header("X-Container-Sync-Auth")
@@ -219,15 +220,15 @@ class Application:
             ident, note = self._sync_identity(req, route, sync_auth)
         else:
             ident, note = self._token_identity(req, route)
-        if ident.is_sync:
-            if (
-                route.kind != routes.OBJECT
-                or ident.account != account
-                or ident.sync_container != container
-            ):
-                raise error(403, log_info=note)
-        elif not ident.may_access(account):
+        if ident.is_sync and (
+            route.kind != routes.OBJECT
+            or ident.account != account
+            or ident.sync_container != container
+        ):
             raise error(403, log_info=note)
+        # What users (and anonymous requests) may do is decided per
+        # request by the handlers (:mod:`storaged.api.access`), since ACLs
+        # are kept with the containers and accounts they open.
         return ident, note
 
     def _sync_identity(
@@ -275,7 +276,13 @@ class Application:
                     "cs:legacy-valid",
                 )
             raise self._unauthorized(route.account, "cs:legacy-invalid")
-        raise self._unauthorized(route.account)
+        if token and token.startswith(auth.ACCOUNT_PREFIX):
+            # A token of ours that is bad or expired: refused outright, as
+            # tempauth refuses the tokens of its own reseller prefix.
+            raise self._unauthorized(route.account)
+        # No credentials (or another system's token): anonymous, let in
+        # only where an ACL opens the way.
+        return auth.Identity("", ""), ""
 
     def _auth(self, req: Request) -> Response:
         """``GET /auth/v1.0``: exchange a user's key for a token."""
@@ -335,7 +342,7 @@ class Application:
                 "max_header_size": 8192,
                 "policies": [{"name": POLICY, "aliases": POLICY, "default": True}],
             },
-            "tempauth": {"account_acls": False},
+            "tempauth": {"account_acls": True},
             "container_sync": {"realms": self.realms.as_info()},
             "slo": {
                 "max_manifest_segments": slo_manifest.MAX_MANIFEST_SEGMENTS,

@@ -65,6 +65,8 @@ class Identity:
         rather than by a user (``"tempurl"``, ``"formpost"``), what let it
         in; ``""`` otherwise.  Such a request acts for ``account`` on the
         one path its signature covers, and is never an owner.
+    :ivar acl_owner: an account whose ACL (``admin``) makes this user one
+        of its owners, for the request at hand (:mod:`storaged.api.access`).
     """
 
     user: str
@@ -72,6 +74,7 @@ class Identity:
     groups: frozenset[str] = frozenset()
     sync_container: str = ""
     via: str = ""
+    acl_owner: str = ""
 
     @property
     def is_sync(self) -> bool:
@@ -83,6 +86,22 @@ class Identity:
         """True for a request with no credentials at all (only ACLs let it in)."""
         return not (self.user or self.sync_container or self.via)
 
+    @property
+    def acl_groups(self) -> frozenset[str]:
+        """The names an ACL grants this user access by, as tempauth's groups.
+
+        The user's account (``test``: every user of it), the user
+        (``test:tester``), its groups (``.reseller_admin``), and for an
+        ``.admin`` the account's full name (``AUTH_test``).
+        """
+        if not self.user:
+            return frozenset()
+        names = {self.user, self.user.split(":", 1)[0]}
+        names.update(self.groups - {ADMIN})
+        if ADMIN in self.groups:
+            names.add(self.account)
+        return frozenset(names)
+
     def may_access(self, account: str) -> bool:
         """Tell whether this identity may use ``account`` at all."""
         return RESELLER_ADMIN in self.groups or account == self.account
@@ -91,6 +110,8 @@ class Identity:
         """Tell whether this identity is an owner of ``account``."""
         if self.is_sync or self.via:
             return False
+        if self.acl_owner and self.acl_owner == account:
+            return True
         if RESELLER_ADMIN in self.groups:
             return True
         return ADMIN in self.groups and account == self.account

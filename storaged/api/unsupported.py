@@ -69,11 +69,6 @@ UNSUPPORTED: Final[tuple[Unsupported, ...]] = (
                 empty_ok=True),
     Unsupported("X-Versions-Enabled", _CONT, _WRITE, "object versioning",
                 empty_ok=True),
-    # Access control lists (tempauth's container and account ACLs).
-    Unsupported("X-Container-Read", _CONT, _WRITE, "container ACLs", empty_ok=True),
-    Unsupported("X-Container-Write", _CONT, _WRITE, "container ACLs", empty_ok=True),
-    Unsupported("X-Account-Access-Control", _ACCT, _WRITE, "account ACLs",
-                empty_ok=True),
 )
 
 

@@ -66,6 +66,8 @@ from __future__ import annotations
 
 from storaged.api import routes
 from storaged.api import tempurl
+from storaged.api import unsupported
+from storaged.api.access import Access
 from storaged.api.auth import Identity
 from storaged.api.handlers.account import AccountHandler
 from storaged.api.handlers.bulk_delete import BulkDelete
@@ -103,10 +105,11 @@ class Handlers:
         realms: realms_mod.Realms,
         settings: Settings,
     ) -> None:
+        self.access = Access(service)
         self.accounts = AccountHandler(service)
         self.containers = ContainerHandler(service, realms, settings)
         self.objects = ObjectHandler(service, settings)
-        self.copier = Copier(self.objects, settings)
+        self.copier = Copier(self.objects, settings, self.access)
         self.bulk_delete = BulkDelete(self._item, service,
                                       settings.client_timeout)
         self.extractor = Extractor(self.bulk_delete, settings.max_object_size)
@@ -117,6 +120,10 @@ class Handlers:
             return self.bulk_delete.delete(req, route, ident)
         if is_extract(req):
             return self.extractor.extract(req, route, ident)
+        if req.method in ("GET", "HEAD", "POST"):
+            # Other methods are 405 for everybody, as in Swift.
+            ident = self.access.authorize(req, route, ident)
+        unsupported.check(req, route.kind)
         check_account_setting(req, ident)
         return self.accounts.handle(req, route, ident)
 
@@ -126,6 +133,8 @@ class Handlers:
             return self.bulk_delete.delete(req, route, ident)
         if is_extract(req):
             return self.extractor.extract(req, route, ident)
+        ident = self.access.authorize(req, route, ident)
+        unsupported.check(req, route.kind)
         check_account_setting(req, ident)
         return self.containers.handle(req, route, ident)
 
@@ -135,6 +144,11 @@ class Handlers:
             return self.bulk_delete.delete(req, route, ident)
         if is_extract(req):
             return self.extractor.extract(req, route, ident)
+        if not is_copy(req):
+            # A copy's source and destination are authorized apart.
+            ident = self.access.authorize(req, route, ident)
+            self.access.remember(req, ident)
+        unsupported.check(req, route.kind)
         check_account_setting(req, ident)
         if ident.via == "tempurl":
             return tempurl.finish(req, self._object(req, route, ident))
@@ -160,6 +174,7 @@ class Handlers:
 
     def _item(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer one item of a bulk request, as its direct request."""
+        ident = self.access.authorize(req, route, ident)
         if route.kind == routes.CONTAINER:
             return self.containers.handle(req, route, ident)
         return self.objects.handle(req, route, ident)

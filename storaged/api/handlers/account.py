@@ -4,11 +4,11 @@ Accounts exist implicitly, as with Swift's ``account_autocreate``: an
 account the catalog does not know answers with zero totals and an empty
 listing, and its first POST stores its metadata.
 
-Who may POST: whoever may use the account at all (the application has
-checked that already): its users and reseller admins.  A user of the
-account who is not ``.admin`` is treated as an owner here, as for every
-other request, until storaged has account ACLs; container-sync senders
-never reach accounts.
+Who may read and POST: its owners (``.admin`` users, reseller admins, the
+``admin`` of its ACL), and readers its ACL names (:mod:`storaged.api.access`
+decided before).  Only owners see and set the owner-only headers, the
+account ACL (``X-Account-Access-Control``) among them; container-sync
+senders never reach accounts.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Final
 
 from storaged import exception
+from storaged.api import acl
 from storaged.api.auth import Identity
 from storaged.api.handlers.common import run
 from storaged.api.handlers.common import vary_accept
@@ -67,8 +68,13 @@ class AccountHandler:
             ("X-Account-Bytes-Used", str(totals[2])),
         ])
         for key, value in sorted(metadata.items()):
+            if key == acl.ACCOUNT_ACL:
+                continue
             if owner or key not in OWNER_HEADERS:
                 headers[key] = value
+        account_acl = acl.format_account_acl(metadata.get(acl.ACCOUNT_ACL, ""))
+        if owner and account_acl:
+            headers[acl.ACCOUNT_ACL] = account_acl
         vary_accept(req, headers)
         if req.method == "HEAD":
             return Response(204, b"", headers, content_type=CONTENT_TYPES[fmt])
@@ -82,6 +88,10 @@ class AccountHandler:
         if not owner:
             for key in OWNER_HEADERS:
                 updates.pop(key, None)
+        account_acl = req.header_text(acl.ACCOUNT_ACL, strict=False)
+        if owner and account_acl is not None:
+            # Checked already (:func:`storaged.api.access.check_account_acl_header`).
+            updates[acl.ACCOUNT_ACL] = acl.format_account_acl(account_acl)
         try:
             run(self.service.update_account_metadata, route.account, updates)
         except exception.MetadataTooLarge as err:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from storaged import exception
+from storaged.api import acl
 from storaged.api.auth import Identity
 from storaged.api.handlers import quotas
 from storaged.api.handlers.common import POLICY
@@ -37,7 +38,8 @@ from storaged.objects.repository import ObjectRepository
 from storaged.sync import realms as realms_mod
 
 #: Container headers only an account owner sees and sets.
-OWNER_HEADERS: Final = frozenset(SECRET_KEYS | {SYNC_TO_KEY})
+OWNER_HEADERS: Final = frozenset(
+    SECRET_KEYS | {SYNC_TO_KEY, acl.READ_ACL, acl.WRITE_ACL})
 
 
 class ContainerHandler:
@@ -111,6 +113,7 @@ class ContainerHandler:
         dropped from others as Swift does.
         """
         updates = metadata_updates(req, "container")
+        updates.update(_acl_updates(req))
         if ident.owns(account):
             for key in (SYNC_TO_KEY, SYNC_KEY_KEY):
                 text = req.header_text(key)
@@ -128,6 +131,23 @@ class ContainerHandler:
             for key in OWNER_HEADERS:
                 updates.pop(key, None)
         return updates
+
+
+def _acl_updates(req: Request) -> dict[str, str]:
+    """The container ACLs a request sets, cleaned (``""`` removes one).
+
+    :raises HTTPError: 400 with Swift's reason for a bad ACL.
+    """
+    updates = {}
+    for name in (acl.READ_ACL, acl.WRITE_ACL):
+        value = req.header_text(name, strict=False)
+        if value is None:
+            continue
+        try:
+            updates[name] = acl.clean_acl(name, value)
+        except ValueError as err:
+            raise error(400, str(err)) from err
+    return updates
 
 
 def container_headers(info: ContainerInfo, owner: bool) -> Headers:

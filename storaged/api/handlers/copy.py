@@ -46,6 +46,7 @@ from urllib import parse as urlparse
 
 from storaged.api import routes
 from storaged.api import unsupported
+from storaged.api.access import Access
 from storaged.api.auth import Identity
 from storaged.api.handlers.common import TRUE_VALUES
 from storaged.api.handlers.common import Settings
@@ -142,11 +143,16 @@ class Copier:
 
     :param objects: the object handler both sub-requests go to.
     :param settings: the ``[api]`` settings (the largest object).
+    :param access: decides whether the caller may read the source and
+        write the destination (and the source's segments).
     """
 
-    def __init__(self, objects: ObjectHandler, settings: Settings) -> None:
+    def __init__(
+        self, objects: ObjectHandler, settings: Settings, access: Access,
+    ) -> None:
         self.objects = objects
         self.settings = settings
+        self.access = access
 
     @property
     def limits(self) -> Limits:
@@ -186,17 +192,16 @@ class Copier:
     def _sub_request(
         self, req: Request, method: str, where: tuple[str, str, str],
         ident: Identity, query: dict[str, str],
-    ) -> tuple[Request, routes.Route]:
+    ) -> tuple[Request, routes.Route, Identity]:
         """Build a sub-request on ``where``, with the caller's headers.
 
+        :returns: the request, its route, and who it acts as.
         :raises HTTPError: as a request to that path: 412 not UTF-8, 400
-            a bad name, 403 an account the caller may not use.
+            a bad name, 401 or 403 a path the caller may not use so.
         """
         path_info = "/v1/%s/%s/%s" % where
         path = routes.decode_path(path_info)
         route = routes.route(path, self.limits)
-        if not ident.may_access(route.account):
-            raise error(403)
         env = {k: v for k, v in req.environ.items()
                if k not in ("headers_raw", "storaged.body",
                             "HTTP_TRANSFER_ENCODING", "CONTENT_LENGTH")}
@@ -208,7 +213,10 @@ class Copier:
             "QUERY_STRING": urlparse.urlencode(query),
             "wsgi.input": io.BytesIO(b""),
         })
-        return Request(env, path, req.request_id), route
+        sub = Request(env, path, req.request_id)
+        as_who = self.access.authorize(sub, route, ident)
+        self.access.remember(sub, as_who)
+        return sub, route, as_who
 
     def _copy(
         self, req: Request, ident: Identity,
@@ -217,8 +225,9 @@ class Copier:
         query = dict(req.query)
         manifest = query.get("multipart-manifest") == "get"
         get_query = dict(query, format="raw") if manifest else query
-        get_req, get_route = self._sub_request(req, "GET", source, ident, get_query)
-        src = self.objects.handle(get_req, get_route, ident)
+        get_req, get_route, reader = self._sub_request(
+            req, "GET", source, ident, get_query)
+        src = self.objects.handle(get_req, get_route, reader)
         if src.status >= 300:
             # Swift answers with the source's answer (304, 412, 416...).
             return src
@@ -231,12 +240,13 @@ class Copier:
                     query["multipart-manifest"] = "put"
                 if "X-Object-Manifest" in src.headers:
                     del query["multipart-manifest"]
-            put_req, put_route = self._sub_request(req, "PUT", dest, ident, query)
+            put_req, put_route, writer = self._sub_request(
+                req, "PUT", dest, ident, query)
             _merge_headers(req, src, put_req.environ, manifest)
             unsupported.check(put_req, routes.OBJECT)
             put_req.environ["wsgi.input"] = _ChunkReader(chunks)
             put_req.environ["CONTENT_LENGTH"] = str(src.length)
-            result = self.objects.handle(put_req, put_route, ident)
+            result = self.objects.handle(put_req, put_route, writer)
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:

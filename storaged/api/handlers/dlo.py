@@ -27,6 +27,7 @@ import hashlib
 from urllib import parse as urlparse
 
 from storaged import exception
+from storaged.api.access import read_check
 from storaged.api.handlers.common import run
 from storaged.api.handlers.conditions import UNSATISFIABLE
 from storaged.api.handlers.conditions import check_conditions
@@ -94,6 +95,11 @@ class DynamicLargeObjects:
         """
         account = info.account
         container, prefix = _split(manifest_of(info) or "")
+        check = read_check(req)
+        if check is not None:
+            # Swift lists the segments with a sub-request of the caller's:
+            # refused (401, 403) as that listing would be.
+            check(account, container, True)
         total = 0
         digest = hashlib.md5(usedforsecurity=False)
         try:
@@ -125,7 +131,7 @@ class DynamicLargeObjects:
             self.service,
             ranged(self._segments(account, container, prefix), first, last),
             length, "/%s/%s/%s" % (account, info.container, info.name),
-            req.request_id,
+            req.request_id, may_read=check,
         )
         try:
             body.prime()

@@ -33,6 +33,8 @@ from typing import Final
 
 from storaged import concurrency
 from storaged import exception
+from storaged.api.access import ReadCheck
+from storaged.api.protocol import HTTPError
 from storaged.objects.repository import ObjectRepository
 
 LOG = logging.getLogger(__name__)
@@ -93,6 +95,9 @@ class SegmentedBody:
     :param name: the large object's path, for the log.
     :param request_id: the request's id, for the log.
     :param max_get_time: seconds after which the body is cut.
+    :param may_read: the caller's read check
+        (:func:`storaged.api.access.read_check`): a segment in a container
+        the caller may not read ends the body as a broken one does.
     """
 
     def __init__(
@@ -103,8 +108,11 @@ class SegmentedBody:
         name: str,
         request_id: str,
         max_get_time: float = MAX_GET_TIME,
+        may_read: ReadCheck | None = None,
     ) -> None:
         self.service = service
+        self.may_read = may_read
+        self._readable: set[tuple[str, str]] = set()
         self._segments = (s for s in segments if s.length > 0)
         self.length = length
         self.name = name
@@ -132,6 +140,7 @@ class SegmentedBody:
         """Open one segment; return its chunks (bytes for inline data)."""
         if segment.data is not None:
             return [segment.data[segment.first:segment.last + 1]]
+        self._check_access(segment)
         try:
             info, chunks, _n = concurrency.run_blocking(
                 self.service.get_object, segment.account, segment.container,
@@ -153,6 +162,19 @@ class SegmentedBody:
                               segment.size)
             )
         return chunks
+
+    def _check_access(self, segment: Segment) -> None:
+        where = (segment.account, segment.container)
+        if self.may_read is None or where in self._readable:
+            return
+        try:
+            self.may_read(segment.account, segment.container, False)
+        except HTTPError as err:
+            raise SegmentError(
+                reason="Could not read segment %s: %d"
+                % (segment.path, err.response.status)
+            ) from err
+        self._readable.add(where)
 
     def __iter__(self) -> Iterator[bytes]:
         try:

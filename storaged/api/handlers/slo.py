@@ -23,6 +23,7 @@ import logging
 from typing import Any
 
 from storaged import exception
+from storaged.api.access import read_check
 from storaged.api.handlers import slo_manifest as sm
 from storaged.api.handlers.common import TRUE_VALUES
 from storaged.api.handlers.common import run
@@ -153,7 +154,7 @@ class StaticLargeObjects:
         body = SegmentedBody(
             self.service, segments, length,
             "/%s/%s/%s" % (info.account, info.container, info.name),
-            req.request_id,
+            req.request_id, may_read=read_check(req),
         )
         try:
             body.prime()
@@ -175,7 +176,7 @@ class StaticLargeObjects:
         def read(start: int, end: int) -> Iterator[bytes]:
             body = SegmentedBody(
                 self.service, self._walk(info.account, entries, start, end - 1, 1),
-                end - start, name, req.request_id,
+                end - start, name, req.request_id, may_read=read_check(req),
             )
             try:
                 yield from body

@@ -42,10 +42,6 @@ CASES = [
      "versioned writes"),
     ("POST", CONT, {"X-Versions-Enabled": "true"}, "", "X-Versions-Enabled",
      "object versioning"),
-    ("POST", CONT, {"X-Container-Read": ".r:*"}, "", "X-Container-Read",
-     "container ACLs"),
-    ("PUT", CONT, {"X-Container-Write": "other:admin"}, "", "X-Container-Write",
-     "container ACLs"),
 ]
 
 
@@ -67,7 +63,7 @@ def test_auth_comes_first(client, state):
     assert res.status == 401
 
 
-@pytest.mark.parametrize("header", ["X-Versions-Location", "X-Container-Read"])
+@pytest.mark.parametrize("header", ["X-Versions-Location"])
 def test_empty_container_setting_is_a_removal(client, state, header):
     assert client.as_user("POST", CONT, {header: ""}).status == 204
 
