@@ -59,6 +59,7 @@ from storaged.api.handlers import Settings
 from storaged.api.handlers import bulk_delete
 from storaged.api.handlers import extract
 from storaged.api.handlers import slo_manifest
+from storaged.api.handlers import versioned_writes
 from storaged.api.handlers.segments import MAX_GET_TIME
 from storaged.api.protocol import HTTPError
 from storaged.api.protocol import Request
@@ -362,6 +363,7 @@ class Application:
             },
             "container_quotas": {},
             "account_quotas": {},
+            "versioned_writes": versioned_writes.INFO,
             "tempurl": tempurl.info(),
         }
         return Response(200, json.dumps(info, sort_keys=True).encode("utf-8"),

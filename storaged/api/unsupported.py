@@ -62,11 +62,7 @@ UNSUPPORTED: Final[tuple[Unsupported, ...]] = (
     # Symlinks.
     Unsupported("X-Symlink-Target", _OBJ, frozenset({"PUT"}), "symlinks"),
     Unsupported("X-Symlink-Target-Account", _OBJ, frozenset({"PUT"}), "symlinks"),
-    # Versioning (versioned_writes, object_versioning).
-    Unsupported("X-Versions-Location", _CONT, _WRITE, "versioned writes",
-                empty_ok=True),
-    Unsupported("X-History-Location", _CONT, _WRITE, "versioned writes",
-                empty_ok=True),
+    # Object versioning (versioned_writes' legacy modes are offered).
     Unsupported("X-Versions-Enabled", _CONT, _WRITE, "object versioning",
                 empty_ok=True),
 )

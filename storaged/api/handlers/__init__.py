@@ -21,6 +21,9 @@ The modules:
 * :mod:`.bulk_delete`: ``?bulk-delete``, each name deleted through the
   container and object handlers; :mod:`.extract`: ``?extract-archive``;
 * :mod:`.objectmeta`: an object's headers, stored and sent back;
+* :mod:`.versioned_writes` (with :mod:`.name_lock`): Swift's
+  ``X-Versions-Location`` and ``X-History-Location``, around the object
+  handler's PUT and DELETE (the copier's PUT and bulk deletes' included);
 * :mod:`.quotas`: container and account quotas (Swift's
   ``container_quotas``, ``account_quotas``), checked before an object PUT
   reads its body;
@@ -64,6 +67,8 @@ object COPY, PUT copy     201; 412 bad Destination / X-Copy-From; 400 body; 403 
 
 from __future__ import annotations
 
+from typing import cast
+
 from storaged.api import routes
 from storaged.api import tempurl
 from storaged.api import unsupported
@@ -82,6 +87,8 @@ from storaged.api.handlers.extract import Extractor
 from storaged.api.handlers.extract import is_extract
 from storaged.api.handlers.objects import ObjectHandler
 from storaged.api.handlers.quotas import check_account_setting
+from storaged.api.handlers.versioned_writes import VersionedObjects
+from storaged.api.handlers.versioned_writes import VersionedWrites
 from storaged.api.protocol import Request
 from storaged.api.protocol import Response
 from storaged.api.routes import Route
@@ -109,6 +116,11 @@ class Handlers:
         self.accounts = AccountHandler(service)
         self.containers = ContainerHandler(service, realms, settings)
         self.objects = ObjectHandler(service, settings)
+        # Every object request, the copier's and bulk deletes' included,
+        # goes through versioned writes (:mod:`.versioned_writes`).
+        self.versioning = VersionedWrites(service, self.dispatch)
+        self.objects = cast(ObjectHandler,
+                            VersionedObjects(self.objects, self.versioning))
         self.copier = Copier(self.objects, settings, self.access)
         self.bulk_delete = BulkDelete(self._item, service,
                                       settings.client_timeout)

@@ -13,6 +13,7 @@ from storaged import exception
 from storaged.api import acl
 from storaged.api.auth import Identity
 from storaged.api.handlers import quotas
+from storaged.api.handlers import versioned_writes
 from storaged.api.handlers.common import POLICY
 from storaged.api.handlers.common import Settings
 from storaged.api.handlers.common import run
@@ -130,6 +131,7 @@ class ContainerHandler:
         else:
             for key in OWNER_HEADERS:
                 updates.pop(key, None)
+        updates.update(versioned_writes.container_updates(req))
         return updates
 
 
