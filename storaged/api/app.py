@@ -59,6 +59,7 @@ from storaged.api.handlers import Settings
 from storaged.api.handlers import bulk_delete
 from storaged.api.handlers import extract
 from storaged.api.handlers import slo_manifest
+from storaged.api.handlers import symlink
 from storaged.api.handlers import versioned_writes
 from storaged.api.handlers.segments import MAX_GET_TIME
 from storaged.api.protocol import HTTPError
@@ -363,6 +364,7 @@ class Application:
             },
             "container_quotas": {},
             "account_quotas": {},
+            "symlink": {"symloop_max": symlink.SYMLOOP_MAX, "static_links": True},
             "versioned_writes": versioned_writes.INFO,
             "tempurl": tempurl.info(),
         }

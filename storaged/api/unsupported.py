@@ -59,9 +59,6 @@ UNSUPPORTED: Final[tuple[Unsupported, ...]] = (
     # Expiry (the object expirer).
     Unsupported("X-Delete-At", _OBJ, _WRITE, "object expiry"),
     Unsupported("X-Delete-After", _OBJ, _WRITE, "object expiry"),
-    # Symlinks.
-    Unsupported("X-Symlink-Target", _OBJ, frozenset({"PUT"}), "symlinks"),
-    Unsupported("X-Symlink-Target-Account", _OBJ, frozenset({"PUT"}), "symlinks"),
     # Object versioning (versioned_writes' legacy modes are offered).
     Unsupported("X-Versions-Enabled", _CONT, _WRITE, "object versioning",
                 empty_ok=True),

@@ -87,6 +87,8 @@ from storaged.api.handlers.extract import Extractor
 from storaged.api.handlers.extract import is_extract
 from storaged.api.handlers.objects import ObjectHandler
 from storaged.api.handlers.quotas import check_account_setting
+from storaged.api.handlers.symlink import SymlinkObjectHandler
+from storaged.api.handlers.symlink import share_copy_source
 from storaged.api.handlers.versioned_writes import VersionedObjects
 from storaged.api.handlers.versioned_writes import VersionedWrites
 from storaged.api.protocol import Request
@@ -115,7 +117,10 @@ class Handlers:
         self.access = Access(service)
         self.accounts = AccountHandler(service)
         self.containers = ContainerHandler(service, realms, settings)
-        self.objects = ObjectHandler(service, settings)
+        # Links are made and followed below every other feature (Swift's
+        # pipeline order); following a link dispatches its target.
+        self.objects: ObjectHandler = SymlinkObjectHandler(
+            service, settings, self.dispatch)
         # Every object request, the copier's and bulk deletes' included,
         # goes through versioned writes (:mod:`.versioned_writes`).
         self.versioning = VersionedWrites(service, self.dispatch)
@@ -152,6 +157,7 @@ class Handlers:
 
     def obj(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>/<container>/<object>``."""
+        share_copy_source(req)  # a copied link stays one (:mod:`.symlink`)
         if is_bulk_delete(req):
             return self.bulk_delete.delete(req, route, ident)
         if is_extract(req):

@@ -18,6 +18,7 @@ from storaged.api.handlers.common import POLICY
 from storaged.api.handlers.common import TRUE_VALUES
 from storaged.api.handlers.objectmeta import clean_content_type
 from storaged.api.handlers.slo_manifest import listing_fields
+from storaged.api.handlers.symlink_meta import listing_fields as link_fields
 from storaged.api.protocol import HTML
 from storaged.api.protocol import Headers
 from storaged.api.protocol import Request
@@ -128,6 +129,8 @@ def _entry_json(kind: str, entry: Any) -> dict[str, Any]:
         }
         # A static large object lists its total size and its ETag too.
         item.update(listing_fields(entry.size, entry.etag, entry.metadata))
+        # A link lists its target (and a static link its ETag and size).
+        item.update(link_fields(entry.metadata))
         return item
     return {
         "name": entry.name,
