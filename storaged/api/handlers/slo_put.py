@@ -32,6 +32,8 @@ from typing import Any
 from storaged import exception
 from storaged.api import body as body_mod
 from storaged.api import errors
+from storaged.api.access import ReadCheck
+from storaged.api.access import read_check
 from storaged.api.auth import Identity
 from storaged.api.handlers import slo_manifest as sm
 from storaged.api.handlers.common import TRUE_VALUES
@@ -137,9 +139,10 @@ class ManifestPut:
     ) -> Iterator[SegmentProblems | HTTPError | Response | None]:
         """Check the segments and store; yield None while busy, then the answer."""
         heads: dict[str, _Head | str] = {}
+        check = read_check(req)
         for seg in parsed:
             if "path" in seg and seg["path"] not in heads:
-                heads[seg["path"]] = self._head(a, seg["path"])
+                heads[seg["path"]] = self._head(a, seg["path"], check)
                 yield None
         problems: list[list[str]] = []
         stored: list[dict[str, Any]] = []
@@ -180,10 +183,19 @@ class ManifestPut:
             ("X-Timestamp", info.timestamp.normal),
         ], content_type="text/html; charset=UTF-8")
 
-    def _head(self, account: str, path: str) -> _Head | str:
-        """Look a segment up: its size and ETag as a GET would answer them."""
+    def _head(
+        self, account: str, path: str, check: ReadCheck | None = None,
+    ) -> _Head | str:
+        """Look a segment up: its size and ETag as a GET would answer them.
+
+        :param check: the caller's read check: Swift HEADs each segment
+            with a sub-request of the caller's, so one it may not read is
+            a ``403 Forbidden`` problem.
+        """
         container, _sep, name = path.lstrip("/").partition("/")
         try:
+            if check is not None:
+                check(account, container, False)
             info = run(self.reader.service.head_object, account, container, name)
             size, etag = info.size, info.etag
             if is_manifest(info.metadata):

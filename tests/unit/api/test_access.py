@@ -187,3 +187,45 @@ def test_reseller_admins_own_every_account_but_dot_accounts(filled):
     assert filled.as_user("HEAD", "/v1/AUTH_.hidden", login="ops:root").status == 403
     assert filled.as_user("HEAD", "/v1/OTHER_x", login="ops:root").status == 403
     assert filled.call("HEAD", "/v1/OTHER_x").status == 401
+
+
+def test_large_object_segments_are_read_as_the_caller(filled):
+    acl(filled, read="other")  # the manifest's container, not the segments'
+    assert filled.as_user("PUT", ACCT + "/segs").status == 201
+    assert filled.as_user("PUT", ACCT + "/segs/1", body=b"abc").status == 201
+    manifest = json.dumps([{"path": "/segs/1"}]).encode()
+    res = filled.as_user("PUT", CONT + "/slo", body=manifest,
+                         query="multipart-manifest=put")
+    assert res.status == 201
+    res = filled.as_user("PUT", CONT + "/dlo", {"X-Object-Manifest": "segs/1"})
+    assert res.status == 201
+    # A segment the reader may not read: SLO 409, DLO (its listing) 403.
+    assert filled.as_user("GET", CONT + "/slo", login="other:admin").status == 409
+    assert filled.as_user("GET", CONT + "/dlo", login="other:admin").status == 403
+    res = filled.as_user("POST", "/v1/AUTH_test/segs",
+                         {"X-Container-Read": "other"})
+    assert res.status == 204
+    assert filled.as_user("GET", CONT + "/slo", login="other:admin").body == b"abc"
+    assert filled.as_user("GET", CONT + "/dlo", login="other:admin").body == b"abc"
+
+
+def test_a_manifest_put_heads_segments_as_the_caller(filled):
+    # test:tester may write into AUTH_other/m, not read it: Swift HEADs each
+    # segment as the caller, so the segment is a 403 problem, not a 404.
+    res = filled.as_user("PUT", "/v1/AUTH_other/m", {"X-Container-Write": "test"},
+                         login="other:admin")
+    assert res.status == 201
+    assert filled.as_user("PUT", "/v1/AUTH_other/m/seg", body=b"abc",
+                          login="other:admin").status == 201
+    manifest = json.dumps([{"path": "/m/seg"}, {"path": "/m/none"}]).encode()
+    res = filled.as_user("PUT", "/v1/AUTH_other/m/slo", body=manifest,
+                         query="multipart-manifest=put")
+    assert res.status == 400
+    assert res.body.count(b"403 Forbidden") == 2, res.body
+    res = filled.as_user("POST", "/v1/AUTH_other/m", {"X-Container-Read": "test"},
+                         login="other:admin")
+    assert res.status == 204
+    res = filled.as_user("PUT", "/v1/AUTH_other/m/slo", body=manifest,
+                         query="multipart-manifest=put")
+    assert res.status == 400
+    assert b"/m/none, 404 Not Found" in res.body and b"403" not in res.body
