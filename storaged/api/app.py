@@ -72,6 +72,7 @@ from storaged.api.protocol import status_line
 from storaged.api.protocol import text_to_wsgi
 from storaged.api.protocol import wsgi_to_text
 from storaged.catalog import MAX_LIMIT
+from storaged.objects import expiry
 from storaged.objects.repository import ObjectRepository
 from storaged.sync import realms as realms_mod
 
@@ -105,11 +106,11 @@ class Application:
         realms: realms_mod.Realms,
         settings: Settings | None = None,
     ) -> None:
-        self.service = service
+        self.service = expiry.ExpiringObjects.over(service)
         self.authority = authority
         self.realms = realms
         self.settings = settings or Settings()
-        self.handlers = Handlers(service, realms, self.settings)
+        self.handlers = Handlers(self.service, realms, self.settings)
         self.limits = service.catalog.limits
 
     def __repr__(self) -> str:

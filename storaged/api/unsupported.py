@@ -56,9 +56,6 @@ _WRITE: Final = frozenset({"PUT", "POST"})
 
 #: Everything refused, in the order checked.
 UNSUPPORTED: Final[tuple[Unsupported, ...]] = (
-    # Expiry (the object expirer).
-    Unsupported("X-Delete-At", _OBJ, _WRITE, "object expiry"),
-    Unsupported("X-Delete-After", _OBJ, _WRITE, "object expiry"),
     # Object versioning (versioned_writes' legacy modes are offered).
     Unsupported("X-Versions-Enabled", _CONT, _WRITE, "object versioning",
                 empty_ok=True),

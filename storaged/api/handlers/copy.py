@@ -118,7 +118,9 @@ def _quote(wsgi: str) -> str:
 def _kept(name: str) -> bool:
     """Tell whether a source header is one the destination inherits."""
     lower = name.lower()
-    return lower.startswith("x-object-meta-") or lower in _ALLOWED
+    # X-Delete-At too: Swift's copy keeps every header but a few.
+    return (lower.startswith("x-object-meta-") or lower in _ALLOWED
+            or lower == "x-delete-at")
 
 
 class _ChunkReader:

@@ -13,6 +13,7 @@ from typing import Final
 
 from storaged.api.auth import Identity
 from storaged.api.handlers.common import TRUE_VALUES
+from storaged.api.handlers.expiry import request_expiry
 from storaged.api.protocol import HTML
 from storaged.api.protocol import Headers
 from storaged.api.protocol import Request
@@ -21,7 +22,8 @@ from storaged.api.protocol import last_modified
 from storaged.objects.repository import ObjectInfo
 
 #: Object headers kept with the object and sent back with it, besides
-#: ``X-Object-Meta-*`` (Swift's default ``allowed_headers``, less expiry).
+#: ``X-Object-Meta-*`` (Swift's default ``allowed_headers``; ``X-Delete-At``
+#: is kept too, checked by :mod:`.expiry`).
 OBJECT_HEADERS: Final = (
     "Content-Disposition",
     "Content-Encoding",
@@ -88,6 +90,7 @@ def request_metadata(req: Request, ident: Identity) -> dict[str, str]:
         meta[name] = value
     if ident.is_sync:
         meta.update(req.headers_with_prefix(SYSMETA_PREFIX, strict=False))
+    meta.update(request_expiry(req, ident))
     return meta
 
 

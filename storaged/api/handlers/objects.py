@@ -22,6 +22,7 @@ from storaged import concurrency
 from storaged import exception
 from storaged.api import body as body_mod
 from storaged.api.auth import Identity
+from storaged.api.handlers import expiry
 from storaged.api.handlers import quotas
 from storaged.api.handlers import slo_manifest
 from storaged.api.handlers.common import Settings
@@ -350,11 +351,14 @@ class ObjectHandler:
                 and not ident.is_sync):
             return self.slo_delete.delete(req, route)
         ts = sync_timestamp(req, ident)
+        expired = expiry.check_delete(req, self.service, a, c, o)
         if ts is None:
             if not run(self.service.delete_object, a, c, o):
                 # A newer row (a sync peer's future timestamp) stays: the
                 # delete changed nothing, and Swift's object server says 409.
                 raise error(409)
+            if expired:
+                raise error(404)  # deleted, but it was gone already
             return Response(204, b"")
         existed = run(self._head_or_none, a, c, o) is not None
         applied = run(self.service.delete_object, a, c, o, ts)

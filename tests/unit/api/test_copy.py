@@ -267,8 +267,8 @@ ERRORS = [
     ("PUT", "/v1/AUTH_test/nocont/x", {"X-Copy-From": "c/o"}, 404, None),
     ("COPY", "/v1/AUTH_test/c/missing", {"Destination": "c2/x"}, 404, None),
     ("COPY", SRC, {"Destination": "nocont/x"}, 404, None),
-    ("COPY", SRC, {"Destination": "c2/x", "X-Delete-At": "2000000000"}, 501,
-     b"X-Delete-At is not supported: object expiry is not available on this server"),
+    ("COPY", SRC, {"Destination": "c2/x", "X-Delete-At": "soon"}, 400,
+     b"Non-integer X-Delete-At"),
 ]
 
 

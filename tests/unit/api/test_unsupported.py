@@ -33,8 +33,6 @@ def state(client):
 
 
 CASES = [
-    ("PUT", OBJ, {"X-Delete-At": "2000000000"}, "", "X-Delete-At", "object expiry"),
-    ("POST", OBJ, {"X-Delete-After": "60"}, "", "X-Delete-After", "object expiry"),
     ("POST", CONT, {"X-Versions-Enabled": "true"}, "", "X-Versions-Enabled",
      "object versioning"),
 ]
