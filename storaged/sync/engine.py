@@ -35,8 +35,9 @@ Worked example, two workers ``w0`` and ``w1``, rows 1..6 where w0 owns
 Per row: a tombstone is a DELETE (404 and 409 are success: absent, or the
 target holds something newer); a live row is a HEAD, then -- unless the
 target's ``X-Timestamp`` is the same or newer -- a PUT of the object data
-with its timestamp, etag, content type and user metadata, streamed from
-the object store.
+with its timestamp, etag, content type and user metadata (``X-Delete-At``
+too), streamed from the object store.  An object already expired is not
+sent: its reaping (a delete row at the expiry's timestamp) follows.
 
 Rows are processed ``concurrency`` at a time (green threads, persistent
 connections), but a sync point only advances over a contiguous run of
@@ -71,6 +72,7 @@ from storaged.catalog import Catalog
 from storaged.catalog import ContainerBroker
 from storaged.catalog import ObjectRow
 from storaged.catalog import Timestamp
+from storaged.objects import expiry
 from storaged.objects.repository import ObjectRepository
 from storaged.sync import client as client_mod
 from storaged.sync import realms as realms_mod
@@ -600,6 +602,10 @@ class SyncEngine:
             # A newer change replaced the row: it has a larger row id and
             # is pushed when its turn comes.
             report.add("superseded")
+            return
+        if expiry.is_expired(current.metadata):
+            # Gone for clients already; its reaping is a delete row of its own.
+            report.add("skips")
             return
         try:
             body, size = self._body(broker, current)
