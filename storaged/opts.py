@@ -19,6 +19,7 @@ from storaged.conf import catalog
 from storaged.conf import coordination
 from storaged.conf import daemon
 from storaged.conf import default
+from storaged.conf import expirer
 from storaged.conf import heartbeat
 from storaged.conf import kvs
 from storaged.conf import sync
@@ -26,7 +27,7 @@ from storaged.objectstore import backend
 
 #: every option module, in the order of the sample configuration.
 MODULES = (default, daemon, kvs, catalog, backend, cache, coordination,
-           heartbeat, api, sync)
+           heartbeat, api, sync, expirer)
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

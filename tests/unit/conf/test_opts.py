@@ -58,6 +58,7 @@ EXPECTED = {
         "group", "interval", "max_failures", "metrics_file", "realms_conf",
         "report_interval", "request_timeout", "sync_proxy",
     ],
+    "expirer": ["batch_size", "concurrency", "group", "interval"],
 }
 
 
