@@ -23,6 +23,7 @@ COMMANDS = [
     ("storaged-cache-prune", []),
     ("storaged-cache-clean", []),
     ("storaged-heartbeat", ["--once"]),
+    ("storaged-expirer", ["--once"]),
     ("storaged-manage", ["config", "check"]),
 ]
 
