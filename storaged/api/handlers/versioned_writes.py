@@ -231,7 +231,9 @@ class VersionedWrites:
                     if older.content_type == DELETE_MARKER_CONTENT_TYPE:
                         break
                     if self._restore(req, route, archive, older.name):
-                        self._call(req, "DELETE", a, archive, older.name)
+                        gone = self._call(req, "DELETE", a, archive, older.name)
+                        if gone.status != 404:
+                            _check(gone)
                         break
                 return self._final_delete(req, a, archive, previous.name)
             if not self._restore(req, route, archive, previous.name):

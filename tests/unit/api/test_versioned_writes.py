@@ -228,3 +228,23 @@ def test_a_held_name_lock_excludes_another_holder(tmp_path):
 def _internal(normal):
     # A normal timestamp without offset is its internal form.
     return normal
+
+
+def test_stack_mode_deletes_what_a_marker_did_not_hide(client):
+    versioned(client, "X-History-Location")
+    put(client, "/c/o", b"one")
+    put(client, "/c/o", b"two")
+    assert client.as_user("DELETE", A + "/c/o").status == 204
+    put(client, "/c/o", b"three")  # nothing in place: nothing archived
+    assert len(listing(client, "arch")) == 3
+    client.as_user("POST", A + "/c", {"X-Versions-Location": "arch"})
+    # The newest archived entry is a marker, but an object is in place:
+    # that object is deleted, the marker stays.
+    assert client.as_user("DELETE", A + "/c/o").status == 204
+    assert client.as_user("GET", A + "/c/o").status == 404
+    assert len(listing(client, "arch")) == 3
+    # Now the marker hides nothing: what it hid comes back.
+    assert client.as_user("DELETE", A + "/c/o").status == 204
+    assert client.as_user("GET", A + "/c/o").body == b"two"
+    [left] = listing(client, "arch")
+    assert client.as_user("GET", A + "/arch/" + left["name"]).body == b"one"
