@@ -111,7 +111,8 @@ def _split(url: str) -> tuple[str, str, int, str]:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("not an http(s) URL: %r" % url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, parts.hostname, port, parts.path
+    path = parts.path + ("?" + parts.query if parts.query else "")
+    return parts.scheme, parts.hostname, port, path
 
 
 class HttpClient:
@@ -415,15 +416,20 @@ class TargetClient:
         timestamp: str,
         extra: Mapping[str, str] = {},
         body: Body = None,
+        query: str = "",
     ) -> Response:
         path = self.path_of(name)
         headers = self._headers(method, path, timestamp, extra)
-        url = self._base + path
+        url = self._base + path + ("?" + query if query else "")
         return self.http.request(method, url, headers, body, shown_url=url)
 
     def head(self, name: str, timestamp: str) -> Response:
-        """HEAD an object of the target (any status is returned)."""
-        return self._call("HEAD", name, timestamp)
+        """HEAD an object of the target (any status is returned).
+
+        A symlink is asked for itself (``?symlink=get``, which means nothing
+        for another object), never for its target.
+        """
+        return self._call("HEAD", name, timestamp, query="symlink=get")
 
     def put(
         self,

@@ -36,7 +36,8 @@ Per row: a tombstone is a DELETE (404 and 409 are success: absent, or the
 target holds something newer); a live row is a HEAD, then -- unless the
 target's ``X-Timestamp`` is the same or newer -- a PUT of the object data
 with its timestamp, etag, content type and user metadata (``X-Delete-At``
-too), streamed from the object store.  An object already expired is not
+too), streamed from the object store; a symlink goes as a link (its
+``X-Symlink-Target*`` headers, :func:`link_headers`).  An object already expired is not
 sent: its reaping (a delete row at the expiry's timestamp) follows.
 
 Rows are processed ``concurrency`` at a time (green threads, persistent
@@ -90,6 +91,32 @@ _NOT_COPIED: Final = frozenset({
     "transfer-encoding", "host", "date", "last-modified",
     "x-container-sync-auth", "x-container-sync-key",
 })
+
+#: A symlink's target, kept as object system metadata, goes as the headers
+#: Swift's ``symlink`` middleware takes (a storaged or Swift receiver makes a
+#: link of them); the other ``X-Object-Sysmeta-Symlink-*`` keys are the
+#: sender's own and stay behind.
+_LINK_HEADERS: Final = {
+    "x-object-sysmeta-symlink-target": "X-Symlink-Target",
+    "x-object-sysmeta-symlink-target-account": "X-Symlink-Target-Account",
+    "x-object-sysmeta-symlink-target-etag": "X-Symlink-Target-Etag",
+    "x-object-sysmeta-symlink-target-bytes": "X-Symlink-Target-Bytes",
+}
+_LINK_PREFIX: Final = "x-object-sysmeta-symlink-"
+
+
+def link_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Return an object's headers with a symlink's as a link's PUT sends them."""
+    result = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower.startswith(_LINK_PREFIX):
+            if lower in _LINK_HEADERS:
+                result[_LINK_HEADERS[lower]] = value
+            continue
+        result[name] = value
+    return result
+
 
 # Row states in the window of a stage.
 _RUNNING: Final = 0
@@ -614,11 +641,11 @@ class SyncEngine:
                 report.add("superseded")
                 return
             raise
-        headers = {
+        headers = link_headers({
             name: value
             for name, value in current.metadata.items()
             if name.lower() not in _NOT_COPIED
-        }
+        })
         headers["Content-Length"] = str(size)
         # A static large object's manifest goes as the manifest (its JSON,
         # X-Static-Large-Object and its size and ETag as system metadata),
