@@ -207,9 +207,10 @@ class ContainerBroker(SyncPointsMixin, GarbageMixin, ReclaimMixin):
     def delete(self, timestamp: TimestampLike | None = None) -> None:
         """Delete the container (Swift's container DELETE).
 
-        The database stays, with its tombstones and sync points, until
-        reclaim removes it ``reclaim_age`` seconds later; a newer
-        :meth:`create` brings the container back meanwhile.
+        The database stays, with its tombstones, until reclaim removes it
+        ``reclaim_age`` seconds later; a newer :meth:`create` brings the
+        container back meanwhile, without the metadata it had (cleared at
+        this DELETE's timestamp, as Swift clears it).
 
         :raises storaged.exception.ContainerNotFound: missing or deleted (404).
         :raises storaged.exception.ContainerNotEmpty: it lists objects (409).
@@ -234,6 +235,12 @@ class ContainerBroker(SyncPointsMixin, GarbageMixin, ReclaimMixin):
                 "UPDATE container_info SET delete_timestamp = ?, status_changed_at = ?",
                 (max(ts, state.delete_timestamp).internal, Timestamp.now().internal),
             )
+            # Its metadata goes with it, as Swift's delete_db clears it: a
+            # container made again under the name starts bare (no ACL, no
+            # sync target of the old one).
+            cleared = {key: "" for key, (value, _ts) in state.metadata.items() if value}
+            if cleared:
+                merge_metadata(conn, state.metadata, cleared, ts, self.limits)
             return None, True
 
         self._write(apply)

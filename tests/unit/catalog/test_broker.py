@@ -50,6 +50,18 @@ def test_delete_refuses_when_not_empty(broker):
     assert not broker.exists()
 
 
+def test_delete_clears_the_metadata_as_swift_does(catalog, broker):
+    broker.update_metadata({"X-Container-Meta-Color": "blue",
+                            "X-Container-Read": ".r:*"}, "1000.5")
+    broker.delete("1001.0")
+    assert broker.info(include_deleted=True).metadata == {}
+    broker.create("1002.0", {"X-Container-Meta-Size": "big"})
+    assert broker.info().metadata == {"X-Container-Meta-Size": "big"}
+    # A late update older than the delete does not come back either.
+    broker.update_metadata({"X-Container-Meta-Color": "red"}, "1000.7")
+    assert broker.info().metadata == {"X-Container-Meta-Size": "big"}
+
+
 def test_delete_then_recreate(catalog, broker):
     before = broker.info()
     with pytest.raises(TimestampConflict):
