@@ -49,6 +49,7 @@ from storaged import exception
 from storaged import version
 from storaged.api import auth
 from storaged.api import errors
+from storaged.api import formpost
 from storaged.api import guard
 from storaged.api import routes
 from storaged.api import tempurl
@@ -260,6 +261,8 @@ class Application:
         self, req: Request, route: routes.Route
     ) -> tuple[auth.Identity, str]:
         signed = tempurl.identify(req, route, self.service)
+        if signed is None:
+            signed = formpost.identify(req, route)
         if signed is not None:
             return signed
         token = req.header("X-Auth-Token") or req.header("X-Storage-Token")
@@ -368,6 +371,7 @@ class Application:
             "symlink": {"symloop_max": symlink.SYMLOOP_MAX, "static_links": True},
             "versioned_writes": versioned_writes.INFO,
             "tempurl": tempurl.info(),
+            "formpost": formpost.info(),
         }
         return Response(200, json.dumps(info, sort_keys=True).encode("utf-8"),
                         content_type="application/json; charset=utf-8")

@@ -74,6 +74,8 @@ from storaged.api import tempurl
 from storaged.api import unsupported
 from storaged.api.access import Access
 from storaged.api.auth import Identity
+from storaged.api.formpost import FormPost
+from storaged.api.formpost import is_form_post
 from storaged.api.handlers.account import AccountHandler
 from storaged.api.handlers.bulk_delete import BulkDelete
 from storaged.api.handlers.bulk_delete import is_bulk_delete
@@ -130,9 +132,12 @@ class Handlers:
         self.bulk_delete = BulkDelete(self._item, service,
                                       settings.client_timeout)
         self.extractor = Extractor(self.bulk_delete, settings.max_object_size)
+        self.form_posts = FormPost(self.dispatch, service, settings.client_timeout)
 
     def account(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>``."""
+        if ident.via == "formpost" and is_form_post(req):
+            return self.form_posts.post(req, route)
         if is_bulk_delete(req):
             return self.bulk_delete.delete(req, route, ident)
         if is_extract(req):
@@ -146,6 +151,8 @@ class Handlers:
 
     def container(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>/<container>``."""
+        if ident.via == "formpost" and is_form_post(req):
+            return self.form_posts.post(req, route)
         if is_bulk_delete(req):
             return self.bulk_delete.delete(req, route, ident)
         if is_extract(req):
@@ -157,6 +164,8 @@ class Handlers:
 
     def obj(self, req: Request, route: Route, ident: Identity) -> Response:
         """Answer a request for ``/v1/<account>/<container>/<object>``."""
+        if ident.via == "formpost" and is_form_post(req):
+            return self.form_posts.post(req, route)
         share_copy_source(req)  # a copied link stays one (:mod:`.symlink`)
         if is_bulk_delete(req):
             return self.bulk_delete.delete(req, route, ident)
