@@ -4,12 +4,13 @@ Users come from ``[api] user_<account>_<user> = <key> [.admin] [.reseller_admin]
 [storage URL]``: ``user_test_tester = testing .admin`` lets ``test:tester``
 with key ``testing`` use the account ``AUTH_test`` as its owner.
 
-* a user of an account may list, read and write its containers and objects;
-* ``.admin`` makes the user the account's **owner**: only owners see and set
-  the owner-only container headers (``X-Container-Sync-To``,
-  ``X-Container-Sync-Key``); for others they are dropped from requests and
-  responses, as Swift does;
-* ``.reseller_admin`` makes the user owner of every account.
+* ``.admin`` makes the user the account's **owner**: it may do anything in
+  the account, and only owners see and set the owner-only headers (ACLs,
+  sync settings, temp URL keys); for others they are dropped from requests
+  and responses, as Swift does;
+* ``.reseller_admin`` makes the user owner of every account;
+* any other user may do only what an ACL grants it
+  (:mod:`storaged.api.access`, by its :attr:`Identity.acl_groups`).
 
 ``GET /auth/v1.0`` with ``X-Auth-User: test:tester`` and ``X-Auth-Key``
 answers a token.  Tokens are not stored: a token carries its user, its
@@ -101,10 +102,6 @@ class Identity:
         if ADMIN in self.groups:
             names.add(self.account)
         return frozenset(names)
-
-    def may_access(self, account: str) -> bool:
-        """Tell whether this identity may use ``account`` at all."""
-        return RESELLER_ADMIN in self.groups or account == self.account
 
     def owns(self, account: str) -> bool:
         """Tell whether this identity is an owner of ``account``."""

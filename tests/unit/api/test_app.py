@@ -676,7 +676,9 @@ def test_corrupt_object_cuts_the_stream(client, container, monkeypatch, caplog):
 
 def test_identity_roles_are_checked_per_account(client):
     ident = auth.Identity("test:reader", "AUTH_test")
-    assert ident.may_access("AUTH_test") and not ident.owns("AUTH_test")
+    assert not ident.owns("AUTH_test")
+    res = client.as_user("GET", "/v1/AUTH_test", login="test:reader")
+    assert res.status == 403  # a user of the account, not its owner
 
 
 def _corrupt_on_disk(service, name):

@@ -117,7 +117,7 @@ def test_token_round_trip_and_identity(authority, clock):
     ident = authority.validate(token)
     assert ident == auth.Identity("test:tester", "AUTH_test", frozenset({".admin"}))
     assert ident.owns("AUTH_test") and not ident.owns("AUTH_other")
-    assert ident.may_access("AUTH_test") and not ident.may_access("AUTH_other")
+    assert ident.acl_groups == {"test:tester", "test", "AUTH_test"}
     assert authority.expires_in(token) == 3600
     # Two tokens of one user differ (random part).
     assert authority.issue(user)[0] != token
@@ -125,11 +125,18 @@ def test_token_round_trip_and_identity(authority, clock):
 
 def test_roles(authority):
     reader = authority.validate(authority.issue(authority.users["test:reader"])[0])
-    assert reader.may_access("AUTH_test") and not reader.owns("AUTH_test")
+    assert not reader.owns("AUTH_test")
+    assert reader.acl_groups == {"test:reader", "test"}  # no AUTH_test: no admin
     root = authority.validate(authority.issue(authority.users["ops:root"])[0])
-    assert root.may_access("AUTH_anyone") and root.owns("AUTH_anyone")
+    assert root.owns("AUTH_anyone") and ".reseller_admin" in root.acl_groups
     sync = auth.Identity("", "AUTH_test", sync_container="c")
-    assert sync.is_sync and not sync.owns("AUTH_test")
+    assert sync.is_sync and not sync.owns("AUTH_test") and not sync.is_anonymous
+    assert not sync.acl_groups
+    signed = auth.Identity("", "AUTH_test", via="tempurl")
+    assert not signed.owns("AUTH_test") and not signed.is_anonymous
+    assert auth.Identity("", "").is_anonymous
+    admin_by_acl = auth.Identity("test:reader", "AUTH_test", acl_owner="AUTH_x")
+    assert admin_by_acl.owns("AUTH_x") and not admin_by_acl.owns("AUTH_test")
 
 
 def test_token_expires(authority, clock):
