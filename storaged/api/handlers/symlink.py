@@ -191,11 +191,35 @@ class SymlinkObjectHandler(ObjectHandler):
     # -- GET and HEAD -------------------------------------------------------------
 
     def _get(self, req: Request, route: Route, ident: Identity) -> Response:
-        info = self._lookup(route.account, route.container, route.obj)
+        """A GET or HEAD: answered as an object's unless it is a link's.
+
+        A link is always empty, so only an answer with the empty object's
+        ETag (a 200, or a condition's or a range's error) costs a second
+        look at the name: every other read costs what it did without links.
+        """
+        failed: HTTPError | None = None
+        resp: Response | None = None
+        try:
+            resp = super().handle(req, route, ident)
+            etag = resp.headers.get("Etag")
+        except HTTPError as err:
+            if err.response.status not in (304, 412, 416):
+                raise
+            failed, etag = err, err.response.headers.get("Etag")
+        info = None
+        if normalize_etag(etag) == EMPTY_ETAG:
+            info = self._lookup(route.account, route.container, route.obj)
         if info is None or not lm.is_link(info.metadata):
-            return super().handle(req, route, ident)
-        resp, _info, _where = self._follow(req, route, ident, info, True)
-        return resp
+            if failed is not None:
+                raise failed
+            assert resp is not None
+            return resp
+        if resp is not None:
+            close = getattr(resp.body, "close", None)
+            if close is not None:
+                close()
+        followed, _info, _where = self._follow(req, route, ident, info, True)
+        return followed
 
     def _get_link(self, req: Request, route: Route, ident: Identity) -> Response:
         """``?symlink=get``: the object itself, a link with its target headers."""

@@ -57,6 +57,22 @@ def test_put_get_head_follow_the_link(env):
     res = env.as_user("GET", "/v1/AUTH_test/lc/l1", {"Range": "bytes=4-9"})
     assert res.status == 206
     assert res.body == BODY[4:10]
+    # Conditions apply to the target, never to the (empty) link.
+    res = env.as_user("GET", "/v1/AUTH_test/lc/l1", {"If-Match": md5(BODY)})
+    assert (res.status, res.body) == (200, BODY)
+    res = env.as_user("HEAD", "/v1/AUTH_test/lc/l1", {"If-None-Match": EMPTY})
+    assert res.status == 200
+    res = env.as_user("GET", "/v1/AUTH_test/lc/l1", {"If-None-Match": md5(BODY)})
+    assert res.status == 304
+    assert res.headers["content-location"] == TARGET
+
+
+def test_an_empty_object_is_no_link(env):
+    assert env.as_user("PUT", "/v1/AUTH_test/lc/empty", body=b"").status == 201
+    for headers in ({}, {"If-Match": "other"}, {"Range": "bytes=5-"}):
+        res = env.as_user("GET", "/v1/AUTH_test/lc/empty", headers)
+        assert res.status in (200, 412, 416)
+        assert "content-location" not in res.headers
 
 
 def test_symlink_get_shows_the_link_itself(env):
