@@ -24,6 +24,9 @@ The modules:
 * :mod:`.versioned_writes` (with :mod:`.name_lock`): Swift's
   ``X-Versions-Location`` and ``X-History-Location``, around the object
   handler's PUT and DELETE (the copier's PUT and bulk deletes' included);
+* :mod:`.symlink` (with :mod:`.symlink_meta`): Swift's symlinks; the
+  object handler itself is its :class:`~.symlink.SymlinkObjectHandler`,
+  which follows a link through :meth:`Handlers.dispatch`;
 * :mod:`.quotas`: container and account quotas (Swift's
   ``container_quotas``, ``account_quotas``), checked before an object PUT
   reads its body;
