@@ -133,6 +133,8 @@ class Grant:
     :ivar expires: when it stops working (seconds since the epoch).
     :ivar filename: ``filename`` for ``Content-Disposition``.
     :ivar inline: ``inline`` was given.
+    :ivar path: the path of the request it was granted to (its
+        sub-requests have others).
     """
 
     account: str
@@ -140,6 +142,7 @@ class Grant:
     expires: int
     filename: str | None = None
     inline: bool = False
+    path: str = ""
 
     @property
     def scope(self) -> str:
@@ -398,7 +401,7 @@ def identify(
         query["filename"] = params.filename
     environ["QUERY_STRING"] = urlparse.urlencode(query)
     req._query = None  # parsed again, from the new query string
-    environ[ENVIRON_KEY] = grant
+    environ[ENVIRON_KEY] = dataclasses.replace(grant, path=req.path)
     return auth.Identity("", route.account, via="tempurl"), "tempurl"
 
 
@@ -423,7 +426,14 @@ def _close(body: Any) -> None:
         close()
 
 
-def finish(req: Request, response: Response) -> Response:
+def _outside(grant: Grant) -> HTTPError:
+    """Swift's 401 for a path outside a grant (its ``authorize`` callback's)."""
+    realm = urlparse.quote(grant.account, safe="")
+    return error(401, headers=[("Www-Authenticate", 'Swift realm="%s"' % realm)],
+                 log_info="tempurl")
+
+
+def finish(req: Request, route: routes.Route, response: Response) -> Response:
     """Apply a temporary URL's rules to the response of its request.
 
     Object metadata is hidden but ``X-Object-Meta-Public-*``; a successful
@@ -432,9 +442,19 @@ def finish(req: Request, response: Response) -> Response:
     ``Expires`` (the URL's expiry).  A dynamic large object whose segments
     are outside a container key's container is a 401, as its segments'
     listing is in Swift.
+
+    A request made on the way with the URL's authority (a symlink's
+    target) only has to be within the grant: 401 otherwise, as Swift's
+    ``authorize_same_container`` answers it; its answer is left for the
+    URL's own request to finish.
     """
     grant: Grant | None = req.environ.get(ENVIRON_KEY)
     if grant is None:
+        return response
+    if req.path != grant.path:
+        if not grant.covers(route.account, route.container):
+            _close(response.body)
+            raise _outside(grant)
         return response
     headers = response.headers
     for name, _value in headers.items():
@@ -447,10 +467,7 @@ def finish(req: Request, response: Response) -> Response:
         segments = urlparse.unquote(manifest).split("/", 1)[0]
         if segments != grant.container:
             _close(response.body)
-            raise error(401, headers=[(
-                "Www-Authenticate",
-                'Swift realm="%s"' % urlparse.quote(grant.account, safe=""),
-            )], log_info="tempurl")
+            raise _outside(grant)
     existing = headers.pop("Content-Disposition")
     if grant.inline:
         value = _disposition("inline", grant.filename) if grant.filename else "inline"

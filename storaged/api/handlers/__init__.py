@@ -181,7 +181,7 @@ class Handlers:
         unsupported.check(req, route.kind)
         check_account_setting(req, ident)
         if ident.via == "tempurl":
-            return tempurl.finish(req, self._object(req, route, ident))
+            return tempurl.finish(req, route, self._object(req, route, ident))
         return self._object(req, route, ident)
 
     def _object(self, req: Request, route: Route, ident: Identity) -> Response:

@@ -373,3 +373,24 @@ def test_expires_iso_and_int_are_the_same_expiry():
     expires = calendar.timegm((2030, 1, 2, 3, 4, 5, 0, 0, 0))
     iso = "2030-01-02T03:04:05Z"
     assert tempurl.normalize_expires(iso, 0) == expires
+
+
+def test_symlinks_followed_within_the_grant(keyed):
+    assert keyed.as_user("POST", "/v1/AUTH_test/c", {
+        "X-Container-Meta-Temp-URL-Key": CKEY}).status == 204
+    assert keyed.as_user("PUT", "/v1/AUTH_test/d").status == 201
+    assert keyed.as_user("PUT", "/v1/AUTH_test/d/target", body=b"there").status == 201
+    for name, target in (("near", "c/obj"), ("far", "d/target")):
+        res = keyed.as_user("PUT", "/v1/AUTH_test/c/" + name,
+                            {"X-Symlink-Target": target})
+        assert res.status == 201
+    near = "/v1/AUTH_test/c/near"
+    res = keyed.call("GET", near, query=query(path=near, key=CKEY))
+    assert (res.status, res.body) == (200, b"obj contents")
+    # Finished once, for the link's own name.
+    assert res.headers["content-disposition"] == (
+        "attachment; filename=\"near\"; filename*=UTF-8''near")
+    far = "/v1/AUTH_test/c/far"
+    assert keyed.call("GET", far, query=query(path=far, key=CKEY)).status == 401
+    # An account key reaches the whole account.
+    assert keyed.call("GET", far, query=query(path=far)).body == b"there"
