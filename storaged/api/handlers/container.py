@@ -138,12 +138,17 @@ class ContainerHandler:
 def _acl_updates(req: Request) -> dict[str, str]:
     """The container ACLs a request sets, cleaned (``""`` removes one).
 
+    ``X-Remove-Container-Read`` (``-Write``) removes one too, unless the
+    same request sets it, as Swift's proxy has it.
+
     :raises HTTPError: 400 with Swift's reason for a bad ACL.
     """
     updates = {}
     for name in (acl.READ_ACL, acl.WRITE_ACL):
         value = req.header_text(name, strict=False)
         if value is None:
+            if req.header("X-Remove-" + name[2:]) is not None:
+                updates[name] = ""
             continue
         try:
             updates[name] = acl.clean_acl(name, value)

@@ -107,6 +107,14 @@ def test_acls_are_cleaned_and_checked(filled):
     assert filled.as_user("HEAD", CONT + "2").status == 404
     acl(filled, read="")
     assert "x-container-read" not in filled.as_user("HEAD", CONT).headers
+    acl(filled, read="other", write="other")
+    res = filled.as_user("POST", CONT, {"X-Remove-Container-Read": "x",
+                                        "X-Remove-Container-Write": "x",
+                                        "X-Container-Write": "kept"})
+    assert res.status == 204
+    head = filled.as_user("HEAD", CONT).headers
+    assert "x-container-read" not in head
+    assert head["x-container-write"] == "kept"  # a set wins over a removal
 
 
 def test_account_acl_read_only(filled):
