@@ -34,6 +34,7 @@ from typing import Final
 from storaged import concurrency
 from storaged import exception
 from storaged.api.access import ReadCheck
+from storaged.api.handlers import symlink_meta
 from storaged.api.protocol import HTTPError
 from storaged.objects.repository import ObjectRepository
 
@@ -137,19 +138,40 @@ class SegmentedBody:
         self._first = (segment, self._open(segment))
 
     def _open(self, segment: Segment) -> Any:
-        """Open one segment; return its chunks (bytes for inline data)."""
+        """Open one segment; return its chunks (bytes for inline data).
+
+        A segment that is a symlink is read through it (at most
+        :data:`~.symlink_meta.SYMLOOP_MAX` links in a row, each target read as
+        the caller), as Swift's segment requests pass its symlink
+        middleware.
+        """
         if segment.data is not None:
             return [segment.data[segment.first:segment.last + 1]]
-        self._check_access(segment)
-        try:
-            info, chunks, _n = concurrency.run_blocking(
-                self.service.get_object, segment.account, segment.container,
-                segment.name, offset=segment.first, length=segment.length,
-            )
-        except exception.StoragedError as err:
+        where = (segment.account, segment.container, segment.name)
+        for _hop in range(symlink_meta.SYMLOOP_MAX + 1):
+            self._check_access(where[0], where[1], segment.path)
+            try:
+                info, chunks, _n = concurrency.run_blocking(
+                    self.service.get_object, *where,
+                    offset=segment.first, length=segment.length,
+                )
+            except exception.StoragedError as err:
+                # A link is empty: a range of it may not be readable.
+                target = concurrency.run_blocking(self._link_target, where)
+                if target is None:
+                    raise SegmentError(
+                        reason="Could not read segment %s: %s" % (segment.path, err)
+                    ) from err
+                where = target
+                continue
+            if not symlink_meta.is_link(info.metadata):
+                break
+            _close(chunks)
+            where = symlink_meta.target_of(info.metadata, where[0])
+        else:
             raise SegmentError(
-                reason="Could not read segment %s: %s" % (segment.path, err)
-            ) from err
+                reason="Could not read segment %s: too many levels of symbolic "
+                "links" % segment.path)
         if (
             (segment.etag is not None and info.etag != segment.etag)
             or (segment.size is not None and info.size != segment.size)
@@ -163,16 +185,25 @@ class SegmentedBody:
             )
         return chunks
 
-    def _check_access(self, segment: Segment) -> None:
-        where = (segment.account, segment.container)
+    def _link_target(self, where: tuple[str, str, str]) -> tuple[str, str, str] | None:
+        """The target of the link at ``where``, None if it is no link (or gone)."""
+        try:
+            info = self.service.head_object(*where)
+        except exception.StoragedError:
+            return None
+        if not symlink_meta.is_link(info.metadata):
+            return None
+        return symlink_meta.target_of(info.metadata, where[0])
+
+    def _check_access(self, account: str, container: str, path: str) -> None:
+        where = (account, container)
         if self.may_read is None or where in self._readable:
             return
         try:
-            self.may_read(segment.account, segment.container, False)
+            self.may_read(account, container, False)
         except HTTPError as err:
             raise SegmentError(
-                reason="Could not read segment %s: %d"
-                % (segment.path, err.response.status)
+                reason="Could not read segment %s: %d" % (path, err.response.status)
             ) from err
         self._readable.add(where)
 

@@ -25,6 +25,7 @@ from typing import Any
 from storaged import exception
 from storaged.api.access import read_check
 from storaged.api.handlers import slo_manifest as sm
+from storaged.api.handlers import symlink_meta
 from storaged.api.handlers.common import TRUE_VALUES
 from storaged.api.handlers.common import run
 from storaged.api.handlers.conditions import UNSATISFIABLE
@@ -64,8 +65,9 @@ class StaticLargeObjects:
     # -- reading manifests -----------------------------------------------------
 
     def _read_manifest(self, a: str, c: str, o: str) -> tuple[ObjectInfo, bytes]:
-        def read() -> tuple[ObjectInfo, bytes]:
-            info, chunks, _n = self.service.get_object(a, c, o)
+        """Read a manifest, through the symlinks that lead to it (a nested one)."""
+        def read(where: tuple[str, str, str]) -> tuple[ObjectInfo, bytes]:
+            info, chunks, _n = self.service.get_object(*where)
             try:
                 return info, b"".join(chunks)
             finally:
@@ -73,7 +75,13 @@ class StaticLargeObjects:
                 if close is not None:
                     close()
 
-        return run(read)
+        where = (a, c, o)
+        for _hop in range(symlink_meta.SYMLOOP_MAX + 1):
+            info, data = run(read, where)
+            if not symlink_meta.is_link(info.metadata):
+                return info, data
+            where = symlink_meta.target_of(info.metadata, where[0])
+        raise error(409, "Too many levels of symbolic links")
 
     def entries(self, a: str, c: str, o: str) -> tuple[ObjectInfo, list[Any]]:
         info, data = self._read_manifest(a, c, o)
@@ -213,13 +221,15 @@ class StaticLargeObjects:
                     if depth >= sm.MAX_RECURSION:
                         raise SegmentError(reason="max recursion depth exceeded")
                     try:
-                        _info, sub = self.entries(account, container, name)
+                        sub_info, sub = self.entries(account, container, name)
                     except (exception.StoragedError, HTTPError) as err:
                         raise SegmentError(
                             reason="sub-manifest %s: %s" % (entry["name"], err)
                         ) from err
-                    yield from self._walk(account, sub, start + lo, start + hi,
-                                          depth + 1)
+                    # Its segments are in its own account (it may be reached
+                    # through a link to another one).
+                    yield from self._walk(sub_info.account, sub, start + lo,
+                                          start + hi, depth + 1)
                 else:
                     yield Segment(account, container, name, start + lo, start + hi,
                                   etag=entry["hash"], size=int(entry["bytes"]))

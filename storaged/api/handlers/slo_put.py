@@ -36,6 +36,7 @@ from storaged.api.access import ReadCheck
 from storaged.api.access import read_check
 from storaged.api.auth import Identity
 from storaged.api.handlers import slo_manifest as sm
+from storaged.api.handlers import symlink_meta
 from storaged.api.handlers.common import TRUE_VALUES
 from storaged.api.handlers.common import run
 from storaged.api.handlers.conditions import quote_etag
@@ -193,10 +194,19 @@ class ManifestPut:
             a ``403 Forbidden`` problem.
         """
         container, _sep, name = path.lstrip("/").partition("/")
+        where = (account, container, name)
         try:
-            if check is not None:
-                check(account, container, False)
-            info = run(self.reader.service.head_object, account, container, name)
+            for _hop in range(symlink_meta.SYMLOOP_MAX + 1):
+                # A segment that is a symlink counts as its target, as
+                # Swift's HEAD of it passes its symlink middleware.
+                if check is not None:
+                    check(where[0], where[1], False)
+                info = run(self.reader.service.head_object, *where)
+                if not symlink_meta.is_link(info.metadata):
+                    break
+                where = symlink_meta.target_of(info.metadata, where[0])
+            else:
+                return status_line(409)
             size, etag = info.size, info.etag
             if is_manifest(info.metadata):
                 size, etag, _entries = self.reader.size_and_etag(info)

@@ -88,7 +88,7 @@ from storaged.objects.repository import ObjectRepository
 Dispatch = Callable[[Request, Route, Identity], Response]
 
 #: Links followed at most in a row (Swift's default ``symloop_max``).
-SYMLOOP_MAX: Final = 2
+SYMLOOP_MAX: Final = lm.SYMLOOP_MAX
 #: The environ key of a hop: a dict with the ETag the target must have
 #: (``want``) and, once answered, what was found (``found``).
 HOP_KEY: Final = "storaged.symlink.hop"

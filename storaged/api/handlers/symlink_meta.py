@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 from typing import Final
+from urllib import parse as urlparse
 
 #: ``<container>/<object>`` of the target, percent-encoded.
 TARGET: Final = "X-Object-Sysmeta-Symlink-Target"
@@ -66,6 +67,8 @@ CLIENT_HEADERS: Final = (
     (ETAG, "X-Symlink-Target-Etag"),
     (BYTES, "X-Symlink-Target-Bytes"),
 )
+#: Links followed at most in a row (Swift's default ``symloop_max``).
+SYMLOOP_MAX: Final = 2
 #: Every reserved key of a link.
 KEYS: Final = frozenset({TARGET, ACCOUNT, ETAG, BYTES, PATH, SLO_ETAG})
 
@@ -73,6 +76,14 @@ KEYS: Final = frozenset({TARGET, ACCOUNT, ETAG, BYTES, PATH, SLO_ETAG})
 def is_link(metadata: Mapping[str, Any]) -> bool:
     """Tell whether an object's metadata is a symlink's."""
     return TARGET in metadata
+
+
+def target_of(metadata: Mapping[str, Any], account: str) -> tuple[str, str, str]:
+    """Return the account, container and object a link in ``account`` points to."""
+    container, _sep, name = urlparse.unquote(str(metadata[TARGET])).partition("/")
+    if ACCOUNT in metadata:
+        account = urlparse.unquote(str(metadata[ACCOUNT]))
+    return account, container, name
 
 
 def link_headers(metadata: Mapping[str, Any]) -> list[tuple[str, str]]:

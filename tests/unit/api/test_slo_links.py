@@ -1,0 +1,69 @@
+"""Static large objects whose segments (or nested manifests) are symlinks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+ACCT = "/v1/AUTH_test"
+
+
+def link(client, path, target, **headers):
+    res = client.as_user("PUT", ACCT + path, {"X-Symlink-Target": target, **headers})
+    assert res.status == 201, res
+    return res
+
+
+def manifest(client, path, *segments):
+    body = json.dumps([{"path": s} for s in segments]).encode()
+    return client.as_user("PUT", ACCT + path, body=body, query="multipart-manifest=put")
+
+
+def test_segments_that_are_links_are_read_through(client):
+    assert client.as_user("PUT", ACCT + "/c").status == 201
+    assert client.as_user("PUT", ACCT + "/c/a", body=b"a" * 10).status == 201
+    assert client.as_user("PUT", ACCT + "/c/b", body=b"b" * 5).status == 201
+    link(client, "/c/la", "c/a")
+    link(client, "/c/lla", "c/la")  # two links in a row
+    link(client, "/c/lb", "c/b")
+    res = manifest(client, "/c/m", "/c/lla", "/c/lb")
+    assert res.status == 201, res
+    # The manifest records the targets' sizes and ETags, as Swift's HEAD
+    # through the link answers them.
+    got = client.as_user("GET", ACCT + "/c/m", query="multipart-manifest=get").json()
+    assert [(s["bytes"], s["hash"]) for s in got] == [
+        (10, hashlib.md5(b"a" * 10).hexdigest()), (5, hashlib.md5(b"b" * 5).hexdigest())]
+    res = client.as_user("GET", ACCT + "/c/m")
+    assert (res.status, res.body) == (200, b"a" * 10 + b"b" * 5)
+    res = client.as_user("GET", ACCT + "/c/m", {"Range": "bytes=8-11"})
+    assert (res.status, res.body) == (206, b"aabb")
+
+
+def test_a_link_loop_is_a_segment_problem(client):
+    assert client.as_user("PUT", ACCT + "/c").status == 201
+    link(client, "/c/x", "c/y")
+    link(client, "/c/y", "c/z")
+    link(client, "/c/z", "c/x")
+    res = manifest(client, "/c/m", "/c/x")
+    assert res.status == 400
+    assert b"409 Conflict" in res.body
+
+
+def test_a_nested_manifest_reached_through_a_link(client):
+    assert client.as_user("PUT", ACCT + "/c").status == 201
+    assert client.as_user("PUT", ACCT + "/c/s", body=b"seg").status == 201
+    assert manifest(client, "/c/inner", "/c/s").status == 201
+    link(client, "/c/to-inner", "c/inner")
+    assert manifest(client, "/c/outer", "/c/to-inner", "/c/s").status == 201
+    res = client.as_user("GET", ACCT + "/c/outer")
+    assert (res.status, res.body) == (200, b"segseg")
+
+
+def test_a_segment_link_replaced_after_the_manifest_ends_the_body(client):
+    assert client.as_user("PUT", ACCT + "/c").status == 201
+    assert client.as_user("PUT", ACCT + "/c/a", body=b"aaa").status == 201
+    assert client.as_user("PUT", ACCT + "/c/other", body=b"zzz").status == 201
+    link(client, "/c/la", "c/a")
+    assert manifest(client, "/c/m", "/c/la").status == 201
+    link(client, "/c/la", "c/other")  # same size, another ETag
+    assert client.as_user("GET", ACCT + "/c/m").status == 409
