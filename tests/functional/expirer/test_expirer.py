@@ -206,7 +206,9 @@ def test_expiring_object_syncs_with_its_expiry_and_its_reaping(pair):
         "X-Container-Sync-Key": SYNC_KEY})
     src.put_object("exp", "early", b"data", headers={"X-Delete-After": "1"})
     early_by = time.time() + 1.5
-    src.put_object("exp", "soon", b"data", headers={"X-Delete-After": "20"})
+    # Long enough for one sync pass on a loaded machine (it must go out
+    # before it expires), short enough to wait for.
+    src.put_object("exp", "soon", b"data", headers={"X-Delete-After": "45"})
     src.put_object("exp", "keep", b"data")
     delete_at = src.head_object("exp", "soon")["x-delete-at"]
     wait_for(lambda: time.time() > early_by, timeout=60)
