@@ -25,9 +25,8 @@ Memory stays bounded: the body is read as a stream, a field's value keeps
 its first 4096 bytes, and each file streams to the object store through
 the object handler (:meth:`Handlers.dispatch <storaged.api.handlers.Handlers.
 dispatch>`) as the PUT of ``Identity("", <account>, via="formpost")``,
-with every check and feature of a client's PUT: a header of a feature the
-server does not offer (``x_delete_at`` without object expiry) is refused
-as a client's would be.  The signature is checked
+with every check and feature of a client's PUT (quotas, expiry from
+``x_delete_at`` / ``x_delete_after``, versioning ...).  The signature is checked
 when the first file arrives, before any of it is stored.
 
 Answers, Swift's: the first file PUT's status, or after every file the last

@@ -40,9 +40,9 @@ string.
 A grant covers one method on one path (or prefix): the request it came
 with.  What that request reaches beyond its path is held to the grant's
 scope as Swift's ``authorize_same_account`` / ``authorize_same_container``
-hold it: a copy's source (``X-Copy-From``) and a dynamic large object's
-segments must be in the granted container for a container key, in the
-account for an account key.
+hold it: a copy's source (``X-Copy-From``), a dynamic large object's
+segments and a symlink's target must be in the granted container for a
+container key, in the account for an account key.
 """
 
 from __future__ import annotations
