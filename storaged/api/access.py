@@ -45,6 +45,7 @@ from storaged import concurrency
 from storaged import exception
 from storaged.api import acl
 from storaged.api import routes
+from storaged.api import tempurl
 from storaged.api.auth import ACCOUNT_PREFIX
 from storaged.api.auth import ADMIN
 from storaged.api.auth import RESELLER_ADMIN
@@ -150,7 +151,16 @@ class Access:
         self, req: Request, ident: Identity, account: str, container: str,
         listing: bool,
     ) -> None:
-        """Authorize a GET of ``container`` (``listing``) or of an object in it."""
+        """Authorize a GET of ``container`` (``listing``) or of an object in it.
+
+        A temporary URL's segments must be within its grant (the container
+        of a container key), as Swift's ``authorize_same_container`` holds
+        them.
+        """
+        grant = req.environ.get(tempurl.ENVIRON_KEY)
+        if ident.via == "tempurl" and grant is not None and not grant.covers(
+                account, container):
+            raise error(401)
         path = "/v1/%s/%s" % (account, container)
         route = routes.Route(routes.CONTAINER, account, container)
         if not listing:

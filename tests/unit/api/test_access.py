@@ -237,3 +237,26 @@ def test_a_manifest_put_heads_segments_as_the_caller(filled):
                          query="multipart-manifest=put")
     assert res.status == 400
     assert b"/m/none, 404 Not Found" in res.body and b"403" not in res.body
+
+
+def test_a_container_key_url_reads_no_segment_outside_its_container(filled):
+    from tests.unit.api.test_tempurl import query
+
+    assert filled.as_user("POST", CONT, {
+        "X-Container-Meta-Temp-URL-Key": "ckey"}).status == 204
+    assert filled.as_user("PUT", ACCT + "/segs").status == 201
+    assert filled.as_user("PUT", ACCT + "/segs/1", body=b"abc").status == 201
+    assert filled.as_user("PUT", CONT + "/1", body=b"def").status == 201
+    for name, segment in (("/outside", "/segs/1"), ("/inside", "/c/1")):
+        body = json.dumps([{"path": segment}]).encode()
+        res = filled.as_user("PUT", CONT + name, body=body,
+                             query="multipart-manifest=put")
+        assert res.status == 201
+    inside = filled.call("GET", CONT + "/inside",
+                         query=query(path=CONT + "/inside", key="ckey"))
+    assert (inside.status, inside.body) == (200, b"def")
+    outside = filled.call("GET", CONT + "/outside",
+                          query=query(path=CONT + "/outside", key="ckey"))
+    assert outside.status == 409  # its segment is refused, as in Swift
+    # The owner reads it whole.
+    assert filled.as_user("GET", CONT + "/outside").body == b"abc"
