@@ -38,6 +38,8 @@ from storaged import exception
 from storaged.catalog import names
 from storaged.catalog.database import Database
 from storaged.catalog.database import DatabaseMissing
+from storaged.catalog.metadata import ACCOUNT_SECRET_KEYS
+from storaged.catalog.metadata import MASK
 from storaged.catalog.metadata import StoredMetadata
 from storaged.catalog.metadata import check_account_metadata
 from storaged.catalog.metadata import dump_stored
@@ -65,6 +67,12 @@ class AccountRecord:
     created_at: Timestamp
     metadata: Mapping[str, str]
     metadata_timestamps: Mapping[str, Timestamp]
+
+    def __repr__(self) -> str:
+        shown = {k: (MASK if k in ACCOUNT_SECRET_KEYS else v)
+                 for k, v in self.metadata.items()}
+        return "AccountRecord(account=%r, created_at=%s, metadata=%r)" % (
+            self.account, self.created_at.internal, shown)
 
 
 class AccountBroker:

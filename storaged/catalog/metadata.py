@@ -27,6 +27,10 @@ SYNC_KEY_KEY: Final = "X-Container-Sync-Key"
 SECRET_KEYS: Final = frozenset(
     {SYNC_KEY_KEY, "X-Container-Meta-Temp-Url-Key", "X-Container-Meta-Temp-Url-Key-2"}
 )
+#: Account metadata whose values are secrets (the temporary URL keys).
+ACCOUNT_SECRET_KEYS: Final = frozenset(
+    {"X-Account-Meta-Temp-Url-Key", "X-Account-Meta-Temp-Url-Key-2"}
+)
 #: What a secret value is shown as.
 MASK: Final = "***"
 

@@ -168,3 +168,15 @@ def test_damaged_account_database_is_quarantined(catalog):
     assert not fresh.exists()
     fresh.update_metadata({COLOR: "green"}, "2000")
     assert fresh.info().metadata == {COLOR: "green"}
+
+
+def test_temp_url_keys_are_masked_in_the_repr(catalog):
+    broker = catalog.account("AUTH_test")
+    broker.update_metadata({"X-Account-Meta-Temp-Url-Key": "s3cret",
+                            "X-Account-Meta-Temp-Url-Key-2": "other",
+                            "X-Account-Meta-Color": "blue"}, "1000.0")
+    record = broker.info()
+    assert record.metadata["X-Account-Meta-Temp-Url-Key"] == "s3cret"
+    shown = repr(record)
+    assert "s3cret" not in shown and "other" not in shown
+    assert "blue" in shown and "***" in shown
