@@ -43,6 +43,10 @@ from typing import TypeVar
 import pytest
 
 REQUIRE_ENV = "STORAGED_REQUIRE_SERVERS"
+#: The PostgreSQL server the tests use (one already running: PostgreSQL is
+#: not started by the tests); each test works in a schema of its own.
+POSTGRES_ENV = "STORAGED_TEST_POSTGRES_URL"
+POSTGRES_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 #: Where the Debian ``zookeeper`` package puts its jar (its dependencies are
 #: named by the jar's manifest).
@@ -480,3 +484,38 @@ def zookeeper_server() -> Iterator[ZooKeeperServer]:
 def zookeeper_url(zookeeper_server: ZooKeeperServer) -> str:
     """``zookeeper://`` URL of the session's private ZooKeeper."""
     return zookeeper_server.url
+
+
+def postgres_url() -> str:
+    """URL of the PostgreSQL database of the tests (``$STORAGED_TEST_POSTGRES_URL``)."""
+    return os.environ.get(POSTGRES_ENV) or POSTGRES_DEFAULT_URL
+
+
+@pytest.fixture
+def postgres_schema_url() -> Iterator[str]:
+    """A ``postgresql://`` URL with a schema of this test's own, dropped after it.
+
+    An unreachable server skips the test, or fails it in CI (``CI`` set) or
+    with ``STORAGED_REQUIRE_SERVERS=1``.
+    """
+    import uuid
+
+    import psycopg
+
+    base = postgres_url()
+    schema = "t_" + uuid.uuid4().hex[:16]
+    try:
+        admin = psycopg.connect(base, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as err:
+        reason = "PostgreSQL at {} is not reachable: {}".format(
+            base.rpartition("@")[2], str(err).splitlines()[0] if str(err) else err
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (and CI is set)", pytrace=False)
+        skip_or_fail(reason)
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}schema={schema}"
+    finally:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.close()

@@ -24,6 +24,11 @@ Possible values:
       one file on this node, WAL mode, safe for several processes of one host
     * ``redis://[:PASSWORD@]HOST[:PORT][/DB]`` (or ``rediss://`` for TLS):
       shared by every node that points at the same server
+    * ``postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE[?schema=NAME]``
+      (``postgres://`` alike; also ``sslmode``, ``sslrootcert``, ``sslcert``,
+      ``sslkey``): shared by every node, in the schema NAME (default
+      ``storaged``) made on first use; expiry and leases by the database
+      server's clock
 
 The URL is treated as a secret: passwords in it are masked in logs and in
 ``storaged-manage config check``.
@@ -50,7 +55,9 @@ Related options:
         max=300.0,
         help="""
 Seconds to wait for the back end: sqlite's busy timeout when another process
-holds the write lock, or the Redis socket connect and read timeout.
+holds the write lock, the Redis socket connect and read timeout, or
+PostgreSQL's connect timeout (whole seconds, at least 2), statement timeout
+and idle-in-transaction session timeout.
 """,
     ),
     cfg.FloatOpt(

@@ -7,6 +7,8 @@ the driver, loaded through the ``storaged.kvs.drivers`` entry points:
 * ``sqlite:////ABSOLUTE/PATH``: the embedded default, one file on this host;
 * ``redis://[:PASSWORD@]HOST[:PORT][/DB]`` and ``rediss://`` (TLS): shared
   by every node;
+* ``postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE[?schema=NAME]``
+  (or ``postgres://``): shared by every node, in a schema of the database;
 * ``memory://[NAME]``: in this process only, nothing durable, for tests; it
   is a special case here rather than an entry point.
 
@@ -175,12 +177,13 @@ def open_store(
     """Open the state store at ``url``.
 
     :param timeout: seconds to wait for the back end (sqlite's busy
-        timeout, Redis' connect and read timeouts).
+        timeout, Redis' connect and read timeouts, PostgreSQL's connect,
+        statement and idle-in-transaction timeouts).
     :param sqlite_synchronous: ``normal`` or ``full`` (sqlite only).
     :param default_lock_ttl: lease length of ``lock()`` without a ttl.
     :raises ValueError: malformed URL, unknown scheme, bad argument.
     :raises storaged.exception.KVSBackendError: the back end cannot be
-        opened (sqlite only: Redis connects on first use).
+        opened (sqlite only: Redis and PostgreSQL connect on first use).
     """
     cls = _checked_driver(url)
     return cls(

@@ -47,7 +47,10 @@ BAD_FILES = [
      "but found 'gevent'"),
     ("[kvs]\nbackend_url = mongodb://db:27017/\n",
      "F: [kvs] backend_url: unknown state store driver 'mongodb' "
-     "(known: memory, redis, rediss, sqlite)"),
+     "(known: memory, postgres, postgresql, redis, rediss, sqlite)"),
+    ("[kvs]\nbackend_url = postgresql://storaged:hunter2@db.example.org/\n",
+     "F: [kvs] backend_url: postgresql URL names no database "
+     "(postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE[?schema=NAME])"),
     ("[kvs]\nbackend = redis://localhost\n", "F: [kvs] backend: unknown option"),
     ("[kvss]\nbackend_url = redis://localhost\n",
      "F: [kvss]: unknown section (known: DEFAULT, api, cache, catalog, "

@@ -15,11 +15,18 @@ from storaged.kvs.drivers.memory import MemoryKVS
 from storaged.kvs.drivers.redis import RedisKVS
 from storaged.kvs.drivers.sqlite import SqliteKVS
 
-KNOWN = "(known: memory, redis, rediss, sqlite)"
+KNOWN = "(known: memory, postgres, postgresql, redis, rediss, sqlite)"
 
 
 def test_known_schemes_come_from_entry_points():
-    assert kvs.known_schemes() == ["memory", "redis", "rediss", "sqlite"]
+    assert kvs.known_schemes() == [
+        "memory",
+        "postgres",
+        "postgresql",
+        "redis",
+        "rediss",
+        "sqlite",
+    ]
 
 
 def test_public_names():
@@ -59,7 +66,7 @@ def test_good_urls(url):
         (
             "state.sqlite",
             "not a state store URL: state.sqlite (expected DRIVER://...; "
-            "known: memory, redis, rediss, sqlite)",
+            "known: memory, postgres, postgresql, redis, rediss, sqlite)",
         ),
         ("mongodb://db:27017/", "unknown state store driver 'mongodb' " + KNOWN),
         ("SQLITE:////x", "unknown state store driver 'SQLITE' " + KNOWN),

@@ -1,7 +1,10 @@
-"""One contract, every driver: memory, sqlite (a temp file) and a real Redis.
+"""One contract, every driver: memory, sqlite (a temp file), a real Redis
+and a real PostgreSQL.
 
 The Redis cases use the session's private redis-server (tests/servers.py)
-and database 9, flushed before each test.  Waits for expiry poll until the
+and database 9, flushed before each test; the PostgreSQL cases use the
+machine's server (``postgres_url()``) with a schema of each test's own,
+dropped after it.  Waits for expiry poll until the
 condition holds (with a generous limit) instead of sleeping a fixed time,
 and nothing here asserts on how long anything took.
 """
@@ -43,13 +46,15 @@ class Backend:
             store.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path) -> Iterator[Backend]:
     if request.param == "memory":
         # A named memory store, so that "reopening" finds the same data.
         url = f"memory://contract-{uuid.uuid4().hex}"
     elif request.param == "sqlite":
         url = "sqlite:///%s" % (tmp_path / "state.sqlite")
+    elif request.param == "postgresql":
+        url = request.getfixturevalue("postgres_schema_url")
     else:
         import redis
 
