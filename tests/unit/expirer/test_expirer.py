@@ -17,7 +17,9 @@ from storaged.objects import expiry
 from storaged.objects.repository import ObjectRepository
 from tests.unit.api.conftest import make_conf
 
-DELETE_AT = int(time.time()) + 1000
+#: Far enough ahead that the objects' own PUTs (made when each test runs,
+#: whatever the time the module was loaded) stay older than their expiry.
+DELETE_AT = int(time.time()) + 10 * 86400
 
 
 @pytest.fixture
