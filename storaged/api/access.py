@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import dataclasses
 import functools
+from typing import Any
 from typing import Final
 from urllib import parse as urlparse
 
@@ -144,12 +145,24 @@ class Access:
         raise refused(ident, account)
 
     def remember(self, req: Request, ident: Identity) -> None:
-        """Have the reads made for ``req``'s caller authorized as theirs."""
-        req.environ[READ_CHECK_KEY] = functools.partial(self._check_read, req, ident)
+        """Have the reads made for ``req``'s caller authorized as theirs.
+
+        The check keeps what it needs of the request (its ``Referer``, a
+        temporary URL's grant), never the request itself: the environ
+        holding the check must not hold itself, or every body that keeps the
+        check (a large object's) would live until a garbage collection.
+        """
+        env = {"REQUEST_METHOD": "GET"}
+        referer = req.environ.get("HTTP_REFERER")
+        if referer is not None:
+            env["HTTP_REFERER"] = referer
+        grant = req.environ.get(tempurl.ENVIRON_KEY)
+        req.environ[READ_CHECK_KEY] = functools.partial(
+            self._check_read, env, grant, ident, req.request_id)
 
     def _check_read(
-        self, req: Request, ident: Identity, account: str, container: str,
-        listing: bool,
+        self, env: dict[str, Any], grant: tempurl.Grant | None, ident: Identity,
+        request_id: str, account: str, container: str, listing: bool,
     ) -> None:
         """Authorize a GET of ``container`` (``listing``) or of an object in it.
 
@@ -157,7 +170,6 @@ class Access:
         of a container key), as Swift's ``authorize_same_container`` holds
         them.
         """
-        grant = req.environ.get(tempurl.ENVIRON_KEY)
         if ident.via == "tempurl" and grant is not None and not grant.covers(
                 account, container):
             raise error(401)
@@ -166,9 +178,7 @@ class Access:
         if not listing:
             path += "/segment"
             route = dataclasses.replace(route, kind=routes.OBJECT, obj="segment")
-        env = dict(req.environ, REQUEST_METHOD="GET")
-        env.pop("HTTP_X_ACCOUNT_ACCESS_CONTROL", None)
-        self.authorize(Request(env, path, req.request_id), route, ident)
+        self.authorize(Request(dict(env), path, request_id), route, ident)
 
     def _container_acl(self, route: routes.Route, method: str) -> acl.ContainerAcl:
         """The ACL that applies: read or write, or none for container writes."""

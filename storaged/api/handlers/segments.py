@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 import dataclasses
 import logging
+import sys
 import time
 from typing import Any
 from typing import Final
@@ -274,7 +275,12 @@ def _close(chunks: Any) -> None:
     if close is None:
         return
     try:
-        concurrency.run_blocking(close)
+        if sys.is_finalizing():
+            # A body finalized as the interpreter exits: no thread may start
+            # now, so eventlet's pool cannot take the call.
+            close()
+        else:
+            concurrency.run_blocking(close)
     except Exception:
         LOG.exception("Could not close a segment's stream")
 
