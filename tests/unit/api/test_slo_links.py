@@ -67,3 +67,34 @@ def test_a_segment_link_replaced_after_the_manifest_ends_the_body(client):
     assert manifest(client, "/c/m", "/c/la").status == 201
     link(client, "/c/la", "c/other")  # same size, another ETag
     assert client.as_user("GET", ACCT + "/c/m").status == 409
+
+
+
+def test_the_read_check_does_not_hold_its_request(client):
+    # A check that reaches back to the environ holding it makes a cycle:
+    # every large object body keeping the check would then wait for the
+    # cycle collector, perhaps until the interpreter exits, when eventlet's
+    # pool can no longer close its segments (storaged-api hung on SIGTERM).
+    import gc
+
+    from storaged.api import access
+    from storaged.api import auth
+    from storaged.api.protocol import Request
+
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/AUTH_test/c/m",
+           "HTTP_REFERER": "http://example.com/"}
+    req = Request(env, "/v1/AUTH_test/c/m", "tx1")
+    client.app.handlers.access.remember(req, auth.Identity("test:tester", "AUTH_test"))
+    check = access.read_check(req)
+    assert check is not None
+    seen, todo = set(), [check]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        assert obj is not env and obj is not req, "the check reaches its request"
+        if isinstance(obj, (tuple, list, dict)) or callable(obj):
+            todo.extend(r for r in gc.get_referents(obj)
+                        if isinstance(r, (tuple, list, dict, Request))
+                        or (callable(r) and not isinstance(r, type)))
