@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from tests.functional.api.apiserver import ApiServer
 from tests.functional.api.test_swiftclient import cli
+from tests.functional.api.test_tempurl import curl  # without credentials
 
 pytest.importorskip("swiftclient")
 
@@ -19,16 +18,6 @@ def server(tmp_path_factory):
     yield srv
     status = srv.stop()
     assert status == 0, srv.output()
-
-
-def curl(url, *args):
-    """Return (status, body) of ``curl`` on ``url``, without credentials."""
-    out = subprocess.run(
-        ["curl", "-s", "-g", "-o", "-", "-w", "\n%{http_code}", *args, url],
-        capture_output=True, timeout=120, check=True,
-    )
-    body, _sep, status = out.stdout.rpartition(b"\n")
-    return int(status), body
 
 
 def test_a_public_container_is_read_anonymously(server, tmp_path):
