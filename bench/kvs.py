@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""State store throughput, side by side with bare sqlite3 and bare redis-py.
+"""State store throughput, beside bare sqlite3, bare redis-py and bare psycopg.
 
 For each back end, every repetition runs each operation with storaged and
 with an anchor written straight against the client library in this same
@@ -25,6 +25,11 @@ cas             ``get_versioned`` + ``compare_and_set``     SELECT + UPDATE
                                                             WATCH-MULTI-EXEC
 ==============  ==========================================  ==================
 
+For PostgreSQL the anchor is bare psycopg on one autocommit connection: an
+upsert, a select, ``key = ANY(...)``, a lease row upserted and deleted by
+owner, and a versioned ``UPDATE ... WHERE version``; each write is its own
+durable commit, as the driver's are.
+
 Values are a ~330-byte token-like dict, keys 40 hex characters (as a
 sha1-mangled key would be), each repetition writes fresh keys and lock
 names.  The sqlite figures are also checked against the targets (SPEC §12:
@@ -34,6 +39,9 @@ Nothing is asserted: this prints, it does not judge.
 
 Redis runs on a private redis-server started for the run (AOF, appendfsync
 everysec) and stopped by pid; without the binary the Redis part is skipped.
+PostgreSQL is the server at ``$STORAGED_TEST_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``), in schemas of the run's own
+(dropped at the end); without a server the PostgreSQL part is skipped.
 
 Usage: python -m bench.kvs [--quick] [--reps N] [--ops N]
 """
@@ -285,6 +293,93 @@ def redis_anchor(url: str) -> Runner:
     return run
 
 
+def postgres_anchor(url: str, schema: str) -> Runner:
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute(f"CREATE SCHEMA {schema}")
+    conn.execute(
+        f"CREATE TABLE {schema}.kv (key text COLLATE \"C\" PRIMARY KEY, "
+        "value text NOT NULL, version bigint NOT NULL DEFAULT 0)"
+    )
+    conn.execute(
+        f"CREATE TABLE {schema}.lease (name text COLLATE \"C\" PRIMARY KEY, "
+        "owner text NOT NULL, expires_at double precision NOT NULL)"
+    )
+    upsert = (
+        f"INSERT INTO {schema}.kv (key, value) VALUES (%s, %s) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    )
+    select = f"SELECT value FROM {schema}.kv WHERE key = %s"
+    select_versioned = f"SELECT value, version FROM {schema}.kv WHERE key = %s"
+    replace = (
+        f"UPDATE {schema}.kv SET value = %s, version = version + 1 "
+        "WHERE key = %s AND version = %s"
+    )
+    select_many = f"SELECT key, value FROM {schema}.kv WHERE key = ANY(%s)"
+    acquire = (
+        f"INSERT INTO {schema}.lease AS lease (name, owner, expires_at) "
+        "VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+        "owner = excluded.owner, expires_at = excluded.expires_at "
+        "WHERE lease.expires_at <= %s"
+    )
+    release = f"DELETE FROM {schema}.lease WHERE name = %s AND owner = %s"
+
+    def lock(name: str) -> None:
+        now = time.time()
+        if conn.execute(acquire, (name, "me", now + 30, now)).rowcount != 1:
+            raise RuntimeError("anchor lock taken")
+
+    def run(n: int, rep: int) -> dict[str, float]:
+        keys = keys_for(rep, n)
+        names = keys_for(rep, n, "lock")
+        guarded = keys_for(rep, n, "guarded")
+        batches = [keys[i : i + BATCH] for i in range(0, n - BATCH + 1, BATCH)]
+
+        def sets() -> None:
+            for k in keys:
+                conn.execute(upsert, (k, json.dumps(VALUE)))
+
+        def gets() -> None:
+            for k in keys:
+                row = conn.execute(select, (k,)).fetchone()
+                json.loads(row[0])  # type: ignore[index]
+
+        def multi() -> None:
+            for batch in batches:
+                {k: json.loads(v) for k, v in conn.execute(select_many, (batch,))}
+
+        def locks() -> None:
+            for name in names:
+                lock(name)
+                conn.execute(release, (name, "me"))
+
+        def locked_sets() -> None:
+            for name, k in zip(names, guarded, strict=True):
+                lock(name)
+                conn.execute(upsert, (k, json.dumps(VALUE)))
+                conn.execute(release, (name, "me"))
+
+        def cas() -> None:
+            for k in keys:
+                row = conn.execute(select_versioned, (k,)).fetchone()
+                raw, version = row  # type: ignore[misc]
+                value = json.loads(raw)
+                if conn.execute(replace, (json.dumps(value), k, version)).rowcount != 1:
+                    raise RuntimeError("anchor conflict")
+
+        return {
+            "set": timed(sets),
+            "get": timed(gets),
+            "get_multi(100)": timed(multi),
+            "lock+unlock": timed(locks),
+            "set-under-lock": timed(locked_sets),
+            "cas": timed(cas),
+        }
+
+    return run
+
+
 # -- measuring and printing ----------------------------------------------------
 
 
@@ -374,6 +469,7 @@ def main() -> int:
                 f"target {fmt(target):>6} {unit:<6}  {verdict}"
             )
     bench_redis(n, reps)
+    bench_postgres(n, reps)
     return 0
 
 
@@ -406,6 +502,45 @@ def bench_redis(n: int, reps: int) -> None:
         )
     finally:
         server.stop()
+
+
+def bench_postgres(n: int, reps: int) -> None:
+    import psycopg
+
+    from tests.servers import POSTGRES_DEFAULT_URL
+    from tests.servers import POSTGRES_ENV
+
+    url = os.environ.get(POSTGRES_ENV, POSTGRES_DEFAULT_URL)
+    tag = f"{os.getpid()}_{int(time.time())}"
+    mine, anchor = f"bench_kvs_{tag}", f"bench_anchor_{tag}"
+    try:
+        admin = psycopg.connect(url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as err:
+        print(f"\npostgresql: skipped (no server at {url}: {err})")
+        return
+    try:
+        version = admin.info.server_version
+        store = kvs.open_store(f"{url}?schema={mine}")
+        results = measure(
+            {
+                "storaged": storaged_runner(store),
+                "psycopg": postgres_anchor(url, anchor),
+            },
+            n,
+            reps,
+        )
+        store.close()
+        report(
+            f"postgresql {version // 10000}.{version % 10000} (local server, "
+            "one connection, each write a durable commit)",
+            results,
+            "storaged",
+            "psycopg",
+        )
+    finally:
+        for schema in (mine, anchor):
+            admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.close()
 
 
 if __name__ == "__main__":
