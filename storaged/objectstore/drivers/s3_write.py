@@ -1,0 +1,396 @@
+"""The write path and the scrub of the ``s3`` driver.
+
+:class:`Upload` is one add.  Worked example, ``multipart_threshold = 16M``,
+``multipart_chunk_size = 8M``, ``max_concurrency = 2``, 40 MiB of unknown
+size::
+
+    HEAD BUCKET/ID                            404: the id is free
+    read and hash 16 MiB (buffered)           still at most the threshold
+    read 1 MiB more: over the threshold       CreateMultipartUpload
+    parts 1, 2 (8 MiB each) start             two threads send them
+    read 8 MiB: part 3 is ready               wait for part 1, send part 3
+    ... end of data: part 5 (8 MiB)           wait for every part
+    PUT BUCKET/.digests/ID                    {"algo", "digest", "size"}
+    CompleteMultipartUpload                   the object appears, whole
+
+The data is read and hashed in order, in the caller's thread; only the
+sending of parts runs in parallel.  Any failure (the data, a part, a size
+that does not match) waits for the parts in flight, then aborts the upload,
+so that no part is left billed.
+
+:func:`scrub` lists the bucket and re-reads every object with a verified
+read; then it looks for records of no object and incomplete multipart
+uploads (what killed writers leave).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING
+from typing import Any
+
+from storaged import concurrency
+from storaged import exception
+from storaged.objectstore import hashing
+from storaged.objectstore.driver import AddResult
+from storaged.objectstore.driver import ScrubFinding
+from storaged.objectstore.driver import ScrubReport
+from storaged.objectstore.driver import SizeMismatch
+from storaged.objectstore.driver import Source
+from storaged.objectstore.driver import iter_source
+from storaged.objectstore.drivers import s3
+from storaged.objectstore.drivers.s3 import META_ALGO
+from storaged.objectstore.drivers.s3 import META_DIGEST
+from storaged.objectstore.drivers.s3 import META_RECORD
+from storaged.objectstore.drivers.s3 import RECORD_PREFIX
+from storaged.objectstore.drivers.s3_options import MAX_PART_SIZE
+
+if TYPE_CHECKING:
+    from storaged.objectstore.drivers.s3 import S3Store
+
+LOG = logging.getLogger(__name__)
+
+#: parts an upload is planned with (Swift's s3api default limit; AWS allows
+#: 10,000, so this only makes parts of huge objects larger than needed).
+MAX_PARTS = 1000
+#: parts of an upload of unknown size after which parts grow by a chunk.
+GROWTH_EVERY = 100
+
+
+class Upload:
+    """One add: one PUT up to the threshold, a multipart upload above.
+
+    :param store: the driver (its client, bucket and options).
+    :param object_id: the id (already validated).
+    :param size: the declared size, or None.
+    """
+
+    def __init__(
+        self,
+        store: S3Store,
+        object_id: str,
+        size: int | None,
+        hashing_algo: str,
+        checksum_algo: str | None,
+    ) -> None:
+        self.store = store
+        self.object_id = object_id
+        self.size = size
+        self.algo = hashing_algo
+        self.hashers = [hashing.new(hashing_algo)]
+        if checksum_algo is not None and checksum_algo != hashing_algo:
+            self.hashers.append(hashing.new(checksum_algo))
+        self.checksum_algo = checksum_algo
+        self.written = 0
+        self.upload_id: str | None = None
+        self.parts: list[dict[str, Any]] = []
+        self.in_flight: collections.deque[tuple[int, concurrency.Task]] = (
+            collections.deque()
+        )
+        self.part_size = store.part_size
+        if size is not None:
+            # Parts large enough for the whole object in MAX_PARTS.
+            need = -(-size // MAX_PARTS)
+            self.part_size = min(max(self.part_size, need), MAX_PART_SIZE)
+
+    # -- the add ----------------------------------------------------------------
+
+    def run(self, stream: Source) -> AddResult:
+        """Read ``stream``, send it, return what was stored."""
+        store = self.store
+        if store.head(self.object_id) is not None:
+            raise exception.ObjectExists(what=store.location(self.object_id))
+        threshold = store.multipart_threshold
+        multipart = self.size is not None and self.size > threshold
+        pending: list[bytes] = []
+        pending_len = 0
+        try:
+            for chunk in iter_source(stream, store.chunk_size, self.size):
+                self._take(chunk)
+                pending.append(chunk)
+                pending_len += len(chunk)
+                if not multipart and pending_len > threshold:
+                    multipart = True
+                if multipart:
+                    if self.upload_id is None:
+                        self._start()
+                    pending, pending_len = self._send_full_parts(pending, pending_len)
+            self._check_size(final=True)
+            if not multipart:
+                return self._put_whole(b"".join(pending))
+            if self.upload_id is None:
+                self._start()
+            if pending_len or (not self.parts and not self.in_flight):
+                self._send_part(b"".join(pending))
+            self._wait_all()
+            return self._complete()
+        except BaseException:
+            if self.upload_id is not None:
+                self._abort()
+            raise
+
+    def _take(self, chunk: bytes) -> None:
+        self.written += len(chunk)
+        self._check_size(final=False)
+        for hasher in self.hashers:
+            hasher.update(chunk)
+
+    def _check_size(self, final: bool) -> None:
+        if self.size is None:
+            return
+        if self.written > self.size:
+            raise SizeMismatch(
+                what=self.object_id, reason=f"declared {self.size} bytes, got more"
+            )
+        if final and self.written != self.size:
+            raise SizeMismatch(
+                what=self.object_id,
+                reason=f"declared {self.size} bytes, got {self.written}",
+            )
+
+    def _result(self, metadata: dict[str, Any]) -> AddResult:
+        checksum = None
+        if self.checksum_algo is not None:
+            checksum = self.hashers[-1].hexdigest()
+        return AddResult(
+            location=self.store.location(self.object_id),
+            size=self.written,
+            checksum=checksum,
+            multihash=self.hashers[0].hexdigest(),
+            metadata=metadata,
+            hashing_algo=self.algo,
+            backend=self.store.backend_id,
+        )
+
+    def _with_bucket(self, call: Any, **kwargs: Any) -> Any:
+        """Make a request; create the bucket and retry once if it is missing."""
+        store = self.store
+        try:
+            with store.errors(self.object_id):
+                return call(Bucket=store.bucket, **kwargs)
+        except exception.BackendUnavailable as err:
+            if not (store.is_missing_bucket(err) and store.create_bucket()):
+                raise
+        with store.errors(self.object_id):
+            return call(Bucket=store.bucket, **kwargs)
+
+    def _put_whole(self, data: bytes) -> AddResult:
+        metadata = {META_ALGO: self.algo, META_DIGEST: self.hashers[0].hexdigest()}
+        self._with_bucket(
+            self.store.client.put_object,
+            Key=self.object_id,
+            Body=data,
+            ContentLength=len(data),
+            Metadata=metadata,
+        )
+        return self._result({})
+
+    # -- multipart ----------------------------------------------------------------
+
+    def _start(self) -> None:
+        resp = self._with_bucket(
+            self.store.client.create_multipart_upload,
+            Key=self.object_id,
+            Metadata={META_ALGO: self.algo, META_RECORD: "1"},
+        )
+        self.upload_id = str(resp["UploadId"])
+
+    def _next_part_size(self) -> int:
+        number = len(self.parts) + len(self.in_flight) + 1
+        if self.size is not None:
+            return self.part_size
+        return min(self.part_size * (1 + (number - 1) // GROWTH_EVERY), MAX_PART_SIZE)
+
+    def _send_full_parts(
+        self, pending: list[bytes], pending_len: int
+    ) -> tuple[list[bytes], int]:
+        want = self._next_part_size()
+        while pending_len >= want:
+            data = b"".join(pending)
+            self._send_part(data[:want])
+            rest = data[want:]
+            pending, pending_len = ([rest] if rest else []), len(rest)
+            want = self._next_part_size()
+        return pending, pending_len
+
+    def _send_part(self, data: bytes) -> None:
+        while len(self.in_flight) >= self.store.max_concurrency:
+            self._wait_oldest()
+        number = len(self.parts) + len(self.in_flight) + 1
+        task = concurrency.spawn(self._upload_part, number, data)
+        self.in_flight.append((number, task))
+
+    def _upload_part(self, number: int, data: bytes) -> str:
+        store = self.store
+        with store.errors(self.object_id):
+            resp = store.client.upload_part(
+                Bucket=store.bucket,
+                Key=self.object_id,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=data,
+                ContentLength=len(data),
+            )
+        return str(resp["ETag"])
+
+    def _wait_oldest(self) -> None:
+        number, task = self.in_flight[0]
+        etag = task.wait()
+        self.in_flight.popleft()
+        self.parts.append({"ETag": etag, "PartNumber": number})
+
+    def _wait_all(self) -> None:
+        while self.in_flight:
+            self._wait_oldest()
+
+    def _complete(self) -> AddResult:
+        store = self.store
+        record = {
+            "format": 1,
+            "id": self.object_id,
+            "algo": self.algo,
+            "digest": self.hashers[0].hexdigest(),
+            "size": self.written,
+        }
+        raw = json.dumps(record, separators=(",", ":")).encode()
+        with store.errors(self.object_id):
+            # The record goes first: the object must never exist without it.
+            store.client.put_object(
+                Bucket=store.bucket,
+                Key=RECORD_PREFIX + self.object_id,
+                Body=raw,
+                ContentLength=len(raw),
+            )
+            store.client.complete_multipart_upload(
+                Bucket=store.bucket,
+                Key=self.object_id,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": self.parts},
+            )
+        self.upload_id = None
+        return self._result({"parts": str(len(self.parts))})
+
+    def _abort(self) -> None:
+        """Wait for the parts in flight, then abort the upload (best effort)."""
+        for _number, task in self.in_flight:
+            with contextlib.suppress(BaseException):
+                task.wait()
+        self.in_flight.clear()
+        store = self.store
+        try:
+            with store.errors(self.object_id):
+                store.client.abort_multipart_upload(
+                    Bucket=store.bucket, Key=self.object_id, UploadId=self.upload_id
+                )
+        except exception.StoreError as err:
+            LOG.warning(
+                "back end %s: could not abort the upload of %s (scrub will): %s",
+                store.backend_id,
+                self.object_id,
+                err,
+            )
+        self.upload_id = None
+
+
+# -- scrub -----------------------------------------------------------------------
+
+
+def scrub(store: S3Store, reclaim: bool, now: float) -> ScrubReport:
+    """Check every object of the bucket; find what dead writers left."""
+    report = ScrubReport(store.backend_id)
+    records: dict[str, float] = {}
+    objects: set[str] = set()
+    client = store.client
+    with store.errors(f"bucket {store.bucket}"):
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket)
+        for page in pages:
+            for item in page.get("Contents", []):
+                key = str(item["Key"])
+                if key.startswith(RECORD_PREFIX):
+                    records[key[len(RECORD_PREFIX) :]] = item[
+                        "LastModified"
+                    ].timestamp()
+                    continue
+                objects.add(key)
+                _check_object(store, key, report)
+    for object_id, modified in sorted(records.items()):
+        if object_id in objects:
+            continue
+        if now - modified < store.orphan_grace:
+            report.in_progress += 1  # an add between its record and completion
+            continue
+        where = store.location(RECORD_PREFIX + object_id)
+        report.orphans.append(ScrubFinding(where, "digest record of no object"))
+        if reclaim:
+            _reclaim(
+                store,
+                report,
+                where,
+                client.delete_object,
+                Key=RECORD_PREFIX + object_id,
+            )
+    with store.errors(f"bucket {store.bucket}"):
+        pages = client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=store.bucket
+        )
+        uploads = [u for page in pages for u in page.get("Uploads", [])]
+    for upload in uploads:
+        age = now - upload["Initiated"].timestamp()
+        if age < store.orphan_grace:
+            report.in_progress += 1
+            continue
+        where = f"{store.location(upload['Key'])} (upload {upload['UploadId']})"
+        report.orphans.append(
+            ScrubFinding(where, f"incomplete multipart upload, {age:.0f} s old")
+        )
+        if reclaim:
+            _reclaim(
+                store,
+                report,
+                where,
+                client.abort_multipart_upload,
+                Key=upload["Key"],
+                UploadId=upload["UploadId"],
+            )
+    LOG.info("scrub: %s", report.summary())
+    return report
+
+
+def _check_object(store: S3Store, key: str, report: ScrubReport) -> None:
+    location = store.location(key)
+    try:
+        chunks, _n = store.get(location, verify=True)
+        try:
+            for chunk in chunks:
+                report.bytes_checked += len(chunk)
+        finally:
+            chunks.close()
+    except s3.NoDigest:
+        report.orphans.append(ScrubFinding(location, "not written by storaged"))
+    except exception.CorruptObject as err:
+        report.corrupt.append(ScrubFinding(location, str(err)))
+    except exception.InvalidLocation:
+        report.orphans.append(ScrubFinding(location, "not an object id"))
+    except exception.ObjectNotFound:
+        pass  # deleted since the listing
+    except exception.StoreError as err:
+        report.errors.append(ScrubFinding(location, str(err)))
+    else:
+        report.checked += 1
+
+
+def _reclaim(
+    store: S3Store, report: ScrubReport, where: str, call: Any, **kwargs: Any
+) -> None:
+    try:
+        with store.errors(where):
+            call(Bucket=store.bucket, **kwargs)
+    except exception.ObjectNotFound:
+        pass  # gone meanwhile
+    except exception.StoreError as err:
+        report.errors.append(ScrubFinding(where, str(err)))
+        return
+    report.reclaimed.append(where)
