@@ -662,13 +662,13 @@ class SwiftStore(Driver):
         return removed
 
     def listing(
-        self, container: str = "", prefix: str = ""
+        self, container: str = "", prefix: str = "", limit: int = 1000
     ) -> Iterator[dict[str, Any]]:
         """Yield the entries of a container (or of the account), page by page."""
         marker = ""
         while True:
             query = urlparse.urlencode(
-                {"format": "json", "prefix": prefix, "marker": marker, "limit": 1000}
+                {"format": "json", "prefix": prefix, "marker": marker, "limit": limit}
             )
             with self.errors(f"listing of {container or 'the account'}"):
                 resp = self.client.request(

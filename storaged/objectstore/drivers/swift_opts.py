@@ -18,7 +18,7 @@ MAX_OBJECT = 5 * GiB
 #: Swift's default limit on the segments of one static large object.
 MAX_SEGMENTS = 1000
 
-_SIZE = re.compile(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*\Z", re.IGNORECASE)
+_SIZE = re.compile(r"\s*(\d+)\s*(?:([KMGT])(?:i?B)?)?\s*\Z", re.IGNORECASE)
 _UNITS = {"": MiB, "K": KiB, "M": MiB, "G": GiB, "T": 1024 * GiB}
 
 OPTIONS = [
@@ -299,7 +299,7 @@ def parse_size(text: str, backend_id: str, option: str) -> int:
             group=backend_id,
             option=option,
         )
-    value = int(match.group(1)) * _UNITS[match.group(2).upper()]
+    value = int(match.group(1)) * _UNITS[(match.group(2) or "").upper()]
     if not KiB <= value <= MAX_OBJECT:
         raise exception.ConfigError(
             f"{text!r} is {value} bytes: it must be from 1K to 5G",
