@@ -238,6 +238,20 @@ class Catalog:
     def __repr__(self) -> str:
         return f"<Catalog {self.path}>"
 
+    def sibling(self, name: str, *, limits: names.Limits | None = None) -> Catalog:
+        """Open a catalog of its own beside this one (the expiry queue's).
+
+        It lives in the directory ``name`` inside this catalog's and takes
+        this one's settings, with other ``limits`` if given.
+        """
+        return Catalog(
+            os.path.join(self.path, name),
+            reclaim_age=self.reclaim_age,
+            timeout=self.timeout,
+            synchronous=self.synchronous,
+            limits=self.limits if limits is None else limits,
+        )
+
     def close(self) -> None:
         """Close the account index connection and the pooled brokers."""
         self._pool.close()

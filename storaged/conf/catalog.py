@@ -17,6 +17,39 @@ with their metadata, change log (followed by container sync) and sync points.
 
 CATALOG_OPTS = [
     cfg.StrOpt(
+        "backend_url",
+        default="",
+        secret=True,
+        help="""
+Where the container catalog lives.
+
+Empty (the default) keeps it in sqlite databases under ``[catalog] path`` on
+this node, as ``sqlite://`` with that path does. A ``postgresql://`` URL puts
+it in a PostgreSQL database that every storaged node of a cluster points at,
+so that any node serves any account; the semantics (change log, last writer
+wins, tombstones, sync points, listings, account index) are the same. The
+database must exist; the catalog's tables are made in the URL's schema on
+first use. ``[catalog] path`` is still used on every node for local work
+files (name locks).
+
+Possible values:
+    * empty: sqlite under ``[catalog] path``
+    * ``sqlite:///ABSOLUTE/PATH``: sqlite under that directory
+    * ``postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE[?schema=NAME]``
+      (``postgres://`` is the same): ``schema`` defaults to
+      ``storaged_catalog``; ``sslmode``, ``sslrootcert``, ``sslcert`` and
+      ``sslkey`` are passed to libpq. Percent-encode ``@ / : #`` in a
+      password. Give each cluster a schema of its own.
+
+Related options:
+    * ``[catalog] path``, ``[catalog] timeout`` (also PostgreSQL's statement
+      timeout), ``[catalog] synchronous`` (``normal`` turns PostgreSQL's
+      ``synchronous_commit`` off for catalog writes)
+    * ``[kvs] backend_url``: the state store may share the same database
+      (it uses another schema)
+""",
+    ),
+    cfg.StrOpt(
         "path",
         default="$state_path/catalog",
         help="""

@@ -191,6 +191,7 @@ def test_options_are_pinned():
     (group, opts), = catalog_conf.list_opts()
     assert group.name == "catalog"
     assert {o.name: o.default for o in opts} == {
+        "backend_url": "",
         "path": "$state_path/catalog",
         "reclaim_age": 604800,
         "timeout": 10.0,
