@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         from storaged import kvs
+        from storaged import metrics
         from storaged.cache import daemon as cache_daemon
         from storaged.common import daemon
         from storaged.common import status
@@ -81,9 +82,14 @@ def main(argv: list[str] | None = None) -> int:
             register=_register,
             validators=[check_cache],
         )
+        # Bound first: a port in use stops the start.  The three loops'
+        # pass figures share this process's metrics.
+        metrics.setup(conf, "cache", "cache", once=conf.once)
         board = status.StatusBoard(kvs.get_store(conf))
         runtime = cache_daemon.CacheRuntime(conf)
-        return cache_daemon.run(conf, runtime, board, notifier)
+        result = cache_daemon.run(conf, runtime, board, notifier)
+        metrics.write_textfile()
+        return result
 
     return config.run_command(PROG, body)
 

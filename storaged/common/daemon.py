@@ -48,9 +48,11 @@ from oslo_service import service as oslo_service
 
 from storaged import concurrency
 from storaged import exception
+from storaged import metrics as metrics_mod
 from storaged import version
 from storaged.common import status as status_mod
 from storaged.common import systemd
+from storaged.metrics import Metrics
 
 LOG = logging.getLogger(__name__)
 
@@ -226,8 +228,29 @@ def run_pass(worker: Worker, stop_event: threading.Event | None = None) -> PassS
     return ctx.stats
 
 
+def declare_metrics(metrics: Metrics) -> None:
+    """Declare the metrics every periodic daemon has (label ``daemon``)."""
+    metrics.gauge("daemon_up", "1 while the daemon runs its passes, 0 once "
+                  "it stopped.", ["daemon"], multiprocess_mode="max")
+    metrics.histogram("pass_duration_seconds", "Seconds a pass took.", ["daemon"])
+    metrics.counter("passes", "Passes made, by outcome (ok: no item failed "
+                    "and nothing fatal; failed).", ["daemon", "outcome"])
+    metrics.counter("pass_items", "Items handled by passes, by outcome "
+                    "(succeeded, failed).", ["daemon", "outcome"])
+    metrics.gauge("last_success_timestamp_seconds", "When the last pass "
+                  "that succeeded ended (Unix time).", ["daemon"],
+                  multiprocess_mode="max")
+    metrics.gauge("last_pass_timestamp_seconds", "When the last pass ended, "
+                  "whatever its outcome (Unix time).", ["daemon"],
+                  multiprocess_mode="max")
+
+
 class Reporter:
-    """Writes the summary line and the status record of a daemon."""
+    """Writes the summary line, the status record and the metrics of a daemon.
+
+    :param metrics: where pass figures go; this process's
+        (:func:`storaged.metrics.process`) when None.
+    """
 
     def __init__(
         self,
@@ -235,16 +258,29 @@ class Reporter:
         node_id: str,
         board: status_mod.StatusBoard | None,
         notifier: systemd.Notifier | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.daemon = daemon
         self.node_id = node_id
         self.board = board
         self.notifier = notifier
+        self._metrics = metrics
         self.passes = 0
         self.failed_passes = 0
         self.last: PassStats | None = None
         self.last_success: float | None = None
         self.started_at = time.time()
+
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics the figures go to (declared on first use)."""
+        metrics = self._metrics or metrics_mod.process()
+        declare_metrics(metrics)
+        return metrics
+
+    def up(self, running: bool) -> None:
+        """Set the daemon's ``up`` gauge."""
+        self.metrics.set("daemon_up", 1 if running else 0, daemon=self.daemon)
 
     def record(self, state: str, **extra: Any) -> dict[str, Any]:
         """Return the status record for ``state``."""
@@ -269,6 +305,18 @@ class Reporter:
         if self.board is not None:
             self.board.publish(self.node_id, self.daemon, self.record(state, **extra))
 
+    def _measure(self, stats: PassStats) -> None:
+        metrics, daemon = self.metrics, self.daemon
+        metrics.observe("pass_duration_seconds", stats.duration, daemon=daemon)
+        metrics.incr("passes", outcome="ok" if stats.ok else "failed", daemon=daemon)
+        for outcome in ("succeeded", "failed"):
+            metrics.incr("pass_items", stats.counters.get(outcome, 0),
+                         daemon=daemon, outcome=outcome)
+        ended = stats.ended_at or time.time()
+        metrics.set("last_pass_timestamp_seconds", ended, daemon=daemon)
+        if stats.ok:
+            metrics.set("last_success_timestamp_seconds", ended, daemon=daemon)
+
     def pass_done(
         self, stats: PassStats, next_pass_at: float | None, state: str = "idle"
     ) -> None:
@@ -279,6 +327,7 @@ class Reporter:
             self.last_success = stats.ended_at
         else:
             self.failed_passes += 1
+        self._measure(stats)
         LOG.info(
             "%s pass %d %s in %.2fs: %s",
             self.daemon,
@@ -337,7 +386,11 @@ class PeriodicService(oslo_service.Service):  # type: ignore[misc,name-defined]
         self._wake = threading.Event()
         self._loop_done = threading.Event()
         self.reporter.started_at = time.time()
+        # The endpoint is served by the process that makes the passes (a
+        # child of the launcher's under the threading backend).
+        metrics_mod.serve()
         _call_hook(self.worker, "start")
+        self.reporter.up(True)
         self.tg.add_thread(self._loop)
         self.reporter.publish("starting")
         self.notifier.start_watchdog()
@@ -371,6 +424,7 @@ class PeriodicService(oslo_service.Service):  # type: ignore[misc,name-defined]
         except Exception:
             LOG.exception("%s: error while stopping", self.worker.name)
         self.reporter.publish("stopped")
+        self.reporter.up(False)
         self.notifier.stop_watchdog()
         super().stop(graceful)
         LOG.info("%s stopped", self.worker.name)
@@ -435,6 +489,14 @@ def _call_hook(worker: Worker, name: str) -> None:
         hook()
 
 
+def _has_option(conf: cfg.ConfigOpts, group: str, name: str) -> bool:
+    try:
+        getattr(conf[group], name)
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        return False
+    return True
+
+
 def _reopen_log_files() -> None:
     """Close file handlers so the next record reopens them (after logrotate)."""
     for handler in logging.getLogger().handlers:
@@ -484,18 +546,36 @@ def run_daemon(
     board: status_mod.StatusBoard | None,
     notifier: systemd.Notifier | None = None,
     reload: Callable[[cfg.ConfigOpts], None] | None = None,
+    metrics_group: str | None = None,
 ) -> int:
     """Run a periodic daemon: one pass with ``--once``, else the service.
 
+    Metrics: unless the command set them up already (it must, when the
+    worker holds them), this process's are made here
+    (:func:`storaged.metrics.setup`): the service serves them on the
+    ``metrics_port`` of ``metrics_group`` (the worker's name when None, if
+    such a group has the option); ``--once`` writes them to ``[metrics]
+    textfile_dir`` when the pass ends.
+
     :returns: the process exit status.
+    :raises storaged.metrics.http.MetricsPortInUse: the port is taken.
     """
     if notifier is None:
         notifier = systemd.Notifier.from_environ()
+    if not metrics_mod.configured():
+        group = metrics_group or worker.name
+        metrics_mod.setup(
+            conf, worker.name,
+            group if _has_option(conf, group, "metrics_port") else None,
+            once=conf.once,
+        )
+    metrics = metrics_mod.process()
     reporter = Reporter(
         worker.name,
         conf.node_id,
         board if conf.daemon.publish_status else None,
         notifier,
+        metrics,
     )
     if conf.once:
         _call_hook(worker, "start")
@@ -504,6 +584,7 @@ def run_daemon(
         finally:
             _call_hook(worker, "stop")
         reporter.pass_done(stats, None, state="ran once")
+        metrics_mod.write_textfile()
         return 0 if stats.ok else 1
     svc = PeriodicService(conf, worker, interval, reporter, notifier, reload)
     launcher = oslo_service.launch(conf, svc, restart_method="mutate")

@@ -27,6 +27,7 @@ from oslo_config import cfg
 
 from storaged import exception
 from storaged.common import configfiles
+from storaged.conf import metrics
 
 GROUP = cfg.OptGroup(
     "api",
@@ -205,6 +206,7 @@ last chunk, and the error is logged. Ranged reads are never verified.
 Bytes read from a client's upload at a time.
 """,
     ),
+    metrics.port_opt("storaged-api"),
 ]
 
 

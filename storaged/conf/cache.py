@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from storaged.conf import metrics
+
 GROUP = cfg.OptGroup(
     "cache",
     title="Object cache",
@@ -204,6 +206,7 @@ Related options:
         help="Seconds between two prefetch passes of ``storaged-cache`` "
         "(each fills the objects queued so far, in queue order).",
     ),
+    metrics.port_opt("storaged-cache"),
 ]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from storaged.conf import metrics
+
 GROUP = cfg.OptGroup(
     "expirer",
     title="Object expirer",
@@ -67,6 +69,7 @@ expirer that cannot read the group reaps everything due, which is safe: a
 delete applies once, the others find it done.
 """,
     ),
+    metrics.port_opt("storaged-expirer"),
 ]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from storaged.conf import metrics
+
 GROUP = cfg.OptGroup(
     "heartbeat",
     title="Node agent",
@@ -41,6 +43,7 @@ All nodes of one cluster must use the same name; two clusters sharing one
 coordination back end must not.
 """,
     ),
+    metrics.port_opt("storaged-heartbeat"),
 ]
 
 

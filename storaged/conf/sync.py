@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from storaged.conf import metrics
+
 GROUP = cfg.OptGroup(
     "sync",
     title="Container sync",
@@ -200,6 +202,7 @@ error, rate and counters. Written atomically (temporary file, rename).
 Empty (the default): no file.
 """,
     ),
+    metrics.port_opt("storaged-sync"),
 ]
 
 
