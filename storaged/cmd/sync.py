@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from storaged import coordination
         from storaged import kvs
+        from storaged import metrics
         from storaged.common import daemon
         from storaged.common import status
         from storaged.common import systemd
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             cli_opts=[daemon.ONCE_OPT, WORKER_OPT],
         )
         group = conf.sync
+        # Bound first: a port in use stops the start before any connection.
+        metrics.setup(conf, "sync", "sync", once=conf.once)
         realms = sync_daemon.check_realms(group.realms_conf)
         try:
             http = client.HttpClient(group.request_timeout, group.sync_proxy)
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             sync_engine, coordinator, store, group.group,
             group.report_interval, group.metrics_file,
             interval=None if conf.once else group.interval,
+            metrics=metrics.process(),
         )
 
         def mutated(conf: cfg.ConfigOpts, changed: dict[Any, Any]) -> None:

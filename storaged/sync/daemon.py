@@ -15,24 +15,31 @@ Progress is visible beyond the logs:
   reads them;
 * the pass's counters in the daemon's status record (``storaged-manage
   status``);
-* optionally a Prometheus textfile (``[sync] metrics_file``);
+* Prometheus metrics (:mod:`storaged.metrics`, listed in
+  ``docs/metrics.rst``): objects and bytes sent, failures by reason, rows
+  and seconds behind in total and for the worst
+  :data:`WORST_CONTAINERS` containers, served on ``[sync] metrics_port``,
+  written to ``[metrics] textfile_dir`` by ``--once``, and (deprecated)
+  to ``[sync] metrics_file`` after every pass;
 * a report line per container, a summary per pass, and a "since" line
   every ``[sync] report_interval``, as Swift logs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Mapping
 import logging
-import os
-import tempfile
 import time
 from typing import Any
 from typing import Final
 from typing import Protocol
 
+from prometheus_client import core as prom_core
+
 from storaged import concurrency
 from storaged import exception
+from storaged import metrics as metrics_mod
 from storaged.common.daemon import MAX_ERRORS_KEPT
 from storaged.common.daemon import PassContext
 from storaged.coordination.errors import CoordinationUnavailable
@@ -46,6 +53,8 @@ PROGRESS_PREFIX: Final = "sync/"
 #: Progress records of containers not synced for this long expire.
 PROGRESS_TTL: Final = 30 * 86400.0
 _COUNTERS: Final = ("puts", "deletes", "skips", "superseded", "failures", "bytes")
+#: Containers shown one by one in the metrics: those most behind.
+WORST_CONTAINERS: Final = 20
 
 
 class _Coordinator(Protocol):
@@ -79,7 +88,8 @@ class SyncWorker:
     :param store: the state store for progress records, or None.
     :param group: the sync group's name.
     :param report_interval: seconds between two "since" summary lines.
-    :param metrics_file: Prometheus textfile to write after each pass, or "".
+    :param metrics_file: Prometheus textfile to write after each pass, or ""
+        (deprecated: ``[metrics] textfile_dir`` and ``[sync] metrics_port``).
     :param interval: seconds between the starts of two passes, or None when
         no further pass is coming (``--once``).  Each progress record says
         by when it will be written again (``due_at``): one interval, or the
@@ -98,6 +108,7 @@ class SyncWorker:
         report_interval: float = 3600.0,
         metrics_file: str = "",
         interval: float | None = None,
+        metrics: metrics_mod.Metrics | None = None,
     ) -> None:
         self.engine = engine
         self.coordinator = coordinator
@@ -110,6 +121,14 @@ class SyncWorker:
         self._since = time.time()
         self._totals = dict.fromkeys(_COUNTERS, 0)
         self._records: dict[tuple[str, str], dict[str, Any]] = {}
+        self.metrics = metrics or metrics_mod.process()
+        declare_metrics(self.metrics)
+        self.metrics.collector("sync-containers", _WorstContainers(self))
+        if metrics_file:
+            LOG.warning("[sync] metrics_file is deprecated: %s is still written "
+                        "after every pass, but set [sync] metrics_port (the "
+                        "daemon) or [metrics] textfile_dir (--once) instead",
+                        metrics_file)
 
     # -- service hooks ---------------------------------------------------------
 
@@ -194,6 +213,7 @@ class SyncWorker:
         # their servers time them out (Swift's proxy after 60 s): a pass
         # keeps connections alive within itself, not across the interval.
         self.engine.http.close()
+        self._set_gauges()
         self._write_metrics()
         self._maybe_report()
 
@@ -210,6 +230,7 @@ class SyncWorker:
             raise
         except Exception as err:
             ctx.count("failed")
+            self.metrics.incr("sync_failures", reason=_reason(err))
             self._keep_error(ctx, "%s: %s" % (label, err))
             if isinstance(err, exception.StoragedError):
                 LOG.error("sync: container %s failed: %s", label, err)
@@ -221,6 +242,7 @@ class SyncWorker:
             value = getattr(report, counter)
             ctx.count(counter, value)
             self._totals[counter] += value
+        self._measure(report)
         if report.failures:
             ctx.count("failed")
             self._keep_error(ctx, "%s: %d row(s) failed, first: %s" % (
@@ -228,6 +250,28 @@ class SyncWorker:
         else:
             ctx.count("succeeded")
         self._record(report)
+
+    def _measure(self, report: engine_mod.ContainerReport) -> None:
+        m = self.metrics
+        if report.puts:
+            m.incr("sync_objects_sent", report.puts, op="put")
+        if report.deletes:
+            m.incr("sync_objects_sent", report.deletes, op="delete")
+        if report.bytes:
+            m.incr("sync_bytes_sent", report.bytes)
+        if report.failures:
+            m.incr("sync_failures", report.failures, reason="row")
+
+    def _set_gauges(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        records = list(self._records.values())
+        behind = [r for r in records if (r.get("rows_behind") or 0) > 0]
+        m = self.metrics
+        m.set("sync_containers", len(records))
+        m.set("sync_containers_behind", len(behind))
+        m.set("sync_rows_behind_total", sum(r.get("rows_behind") or 0 for r in records))
+        m.set("sync_max_seconds_behind",
+              max((seconds_behind(r, now) for r in records), default=0.0))
 
     @staticmethod
     def _keep_error(ctx: PassContext, text: str) -> None:
@@ -278,6 +322,10 @@ class SyncWorker:
         record = self._previous(report.account, report.container)
         record.update(report.as_dict())
         record["updated_at"] = time.time()
+        if report.rows_behind == 0 and not report.failures:
+            record["caught_up_at"] = report.ended_at
+        record.setdefault("caught_up_at", None)
+        record.setdefault("first_seen_at", report.started_at)
         if report.failures:
             record["last_error"] = report.errors[0] if report.errors else "row failed"
             record["last_error_at"] = report.ended_at
@@ -299,6 +347,8 @@ class SyncWorker:
             "updated_at": time.time(),
         })
         record.setdefault("last_success_at", None)
+        record.setdefault("caught_up_at", None)
+        record.setdefault("first_seen_at", record["updated_at"])
         self._save(account, container, record)
 
     # -- reports -------------------------------------------------------------------
@@ -323,58 +373,111 @@ class SyncWorker:
             return
         try:
             concurrency.run_blocking(
-                write_metrics, self.metrics_file, list(self._records.values())
+                metrics_mod.textfile.write, self.metrics_file, self.metrics.registry
             )
         except OSError as err:
             LOG.warning("Could not write %s: %s", self.metrics_file, err)
 
 
-_METRICS: Final = (
-    ("rows_behind", "storaged_sync_rows_behind", "gauge",
+def declare_metrics(metrics: metrics_mod.Metrics) -> None:
+    """Declare the sync daemon's own metrics (the per-container ones aside)."""
+    metrics.counter("sync_objects_sent", "Objects put or deleted on sync "
+                    "targets (op: put, delete).", ["op"])
+    metrics.counter("sync_bytes_sent", "Bytes of object bodies sent to sync "
+                    "targets.")
+    metrics.counter("sync_failures", "Sync failures by reason: row (a row the "
+                    "target did not confirm), unavailable (a back end down or a "
+                    "timeout: the container is retried next pass), error (a "
+                    "refused or misconfigured container), bug (an unexpected "
+                    "error, logged with its traceback).", ["reason"])
+    metrics.gauge("sync_containers", "Containers with a sync target seen by "
+                  "this worker.", multiprocess_mode="max")
+    metrics.gauge("sync_containers_behind", "Containers with rows left to "
+                  "push after the last pass.", multiprocess_mode="max")
+    metrics.gauge("sync_rows_behind_total", "Row ids after this worker's sync "
+                  "point 1, over every container.", multiprocess_mode="max")
+    metrics.gauge("sync_max_seconds_behind", "The largest "
+                  "storaged_sync_seconds_behind of any container.",
+                  multiprocess_mode="max")
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, exception.RetryableError | CoordinationUnavailable):
+        return "unavailable"
+    if isinstance(err, exception.StoragedError):
+        return "error"
+    return "bug"
+
+
+def seconds_behind(record: dict[str, Any], now: float) -> float:
+    """Return how far behind a container is, in seconds (0: caught up).
+
+    The time since this worker last finished a pass over the container
+    with nothing left to push (or since it first saw it): an upper bound
+    of the age of the oldest row not yet synced.
+    """
+    caught_up = record.get("caught_up_at")
+    if (not record.get("rows_behind") and caught_up
+            and caught_up >= (record.get("last_error_at") or 0)):
+        return 0.0
+    since = caught_up or record.get("first_seen_at") or now
+    return max(0.0, now - float(since))
+
+
+#: per-container gauges: record field, metric, help
+_PER_CONTAINER: Final = (
+    ("rows_behind", "storaged_sync_rows_behind",
      "Row ids of the change log after this worker's point1."),
-    ("point1", "storaged_sync_point1", "gauge", "Sync point 1 (new rows)."),
-    ("point2", "storaged_sync_point2", "gauge", "Sync point 2 (re-check)."),
-    ("rate", "storaged_sync_rate_objects_per_second", "gauge",
+    ("seconds_behind", "storaged_sync_seconds_behind",
+     "Seconds since this worker last had nothing left to push in the "
+     "container: an upper bound of the oldest unsynced row's age."),
+    ("point1", "storaged_sync_point1", "Sync point 1 (new rows)."),
+    ("point2", "storaged_sync_point2", "Sync point 2 (re-check)."),
+    ("rate", "storaged_sync_rate_objects_per_second",
      "Rows confirmed per second in the last pass."),
-    ("last_success_at", "storaged_sync_last_success_timestamp_seconds", "gauge",
+    ("last_success_at", "storaged_sync_last_success_timestamp_seconds",
      "When a pass over the container last finished without a failed row."),
-    ("last_error_at", "storaged_sync_last_error_timestamp_seconds", "gauge",
+    ("last_error_at", "storaged_sync_last_error_timestamp_seconds",
      "When a pass over the container last failed."),
-    ("failures", "storaged_sync_last_pass_failures", "gauge",
+    ("failures", "storaged_sync_last_pass_failures",
      "Rows that failed in the last pass."),
 )
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class _WorstContainers:
+    """The per-container gauges of the containers most behind, at scrape time.
 
+    Only :data:`WORST_CONTAINERS` containers are shown (by rows behind,
+    then seconds behind), so a node with a million containers exposes a
+    bounded number of series; the ``storaged_sync_*_total`` and ``max``
+    gauges cover the rest.
+    """
 
-def write_metrics(path: str, records: list[dict[str, Any]]) -> None:
-    """Write the progress records as a Prometheus textfile, atomically."""
-    lines: list[str] = []
-    for field, metric, kind, text in _METRICS:
-        lines.append("# HELP %s %s" % (metric, text))
-        lines.append("# TYPE %s %s" % (metric, kind))
-        for rec in records:
-            value = rec.get(field)
-            if value is None:
-                continue
-            lines.append('%s{account="%s",container="%s",worker="%s"} %s' % (
-                metric, _label(str(rec.get("account", ""))),
-                _label(str(rec.get("container", ""))),
-                _label(str(rec.get("worker", ""))), float(value)))
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sync-metrics-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    def __init__(self, worker: SyncWorker) -> None:
+        self.worker = worker
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        now = time.time()
+        records = [dict(r, seconds_behind=seconds_behind(r, now))
+                   for r in list(self.worker._records.values())]
+        records.sort(key=lambda r: (r.get("rows_behind") or 0, r["seconds_behind"]),
+                     reverse=True)
+        records = records[:WORST_CONTAINERS]
+        for field, name, text in _PER_CONTAINER:
+            family = prom_core.GaugeMetricFamily(
+                name, text, labels=["account", "container", "worker"]
+            )
+            for rec in records:
+                value = rec.get(field)
+                if value is None:
+                    continue
+                family.add_metric([str(rec.get("account", "")),
+                                   str(rec.get("container", "")),
+                                   str(rec.get("worker", ""))], float(value))
+            yield family
 
 
 def check_realms(path: str) -> realms_mod.Realms:

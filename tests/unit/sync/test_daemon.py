@@ -92,3 +92,65 @@ def test_interval_report_line(make_engine, caplog):
         worker._maybe_report(worker._since + 11)
     assert "6 synced [2 deletes, 3 puts], 1 skipped, 0 failed" in caplog.text
     assert worker._totals["puts"] == 0
+
+
+def test_pass_feeds_sync_metrics(source, target, make_engine):
+    from storaged.metrics import Metrics
+
+    for i in range(3):
+        put(source, "m%d" % i)
+    metrics = Metrics("sync")
+    worker = sync_daemon.SyncWorker(make_engine(), None, None, metrics=metrics)
+    assert run_pass(worker).ok
+    get = metrics.registry.get_sample_value
+    assert get("storaged_sync_objects_sent_total", {"op": "put"}) == 3
+    assert get("storaged_sync_bytes_sent_total") > 0
+    assert get("storaged_sync_containers") == 1
+    assert get("storaged_sync_rows_behind_total") == 0
+    assert get("storaged_sync_max_seconds_behind") == 0
+    labels = {"account": "AUTH_test", "container": "src", "worker": "node:sync"}
+    assert get("storaged_sync_rows_behind", labels) == 0
+    assert get("storaged_sync_seconds_behind", labels) == 0
+
+
+def test_failures_by_reason(source, target, make_engine):
+    from storaged.metrics import Metrics
+
+    source.create_container("AUTH_test", "bad", {
+        "X-Container-Sync-To": "//nowhere/x/AUTH_test/dst",
+        "X-Container-Sync-Key": SYNC_KEY})
+    metrics = Metrics("sync")
+    worker = sync_daemon.SyncWorker(make_engine(), None, None, metrics=metrics)
+    run_pass(worker)
+    assert metrics.registry.get_sample_value(
+        "storaged_sync_failures_total", {"reason": "error"}) == 1
+
+
+def test_seconds_behind_is_time_since_caught_up():
+    rec = {"rows_behind": 0, "caught_up_at": 100.0, "first_seen_at": 50.0}
+    assert sync_daemon.seconds_behind(rec, 130.0) == 0
+    rec["rows_behind"] = 4
+    assert sync_daemon.seconds_behind(rec, 130.0) == 30.0
+    # Never caught up: since first seen.
+    assert sync_daemon.seconds_behind(
+        {"rows_behind": 4, "caught_up_at": None, "first_seen_at": 50.0}, 130.0) == 80.0
+    # A container that failed after it caught up is behind again.
+    rec = {"rows_behind": 0, "caught_up_at": 100.0, "last_error_at": 110.0}
+    assert sync_daemon.seconds_behind(rec, 130.0) == 30.0
+
+
+def test_per_container_series_are_bounded(make_engine):
+    from storaged.metrics import Metrics
+
+    metrics = Metrics("sync")
+    worker = sync_daemon.SyncWorker(make_engine(), None, None, metrics=metrics)
+    n = sync_daemon.WORST_CONTAINERS + 15
+    for i in range(n):
+        worker._records[("AUTH_a", "c%d" % i)] = {
+            "account": "AUTH_a", "container": "c%d" % i, "worker": "w",
+            "rows_behind": i, "first_seen_at": 0.0}
+    shown = [s for fam in metrics.registry.collect()
+             if fam.name == "storaged_sync_rows_behind" for s in fam.samples]
+    assert len(shown) == sync_daemon.WORST_CONTAINERS
+    # The worst ones.
+    assert min(s.value for s in shown) == n - sync_daemon.WORST_CONTAINERS
