@@ -319,7 +319,7 @@ def scrub(store: S3Store, reclaim: bool, now: float) -> ScrubReport:
     for object_id, modified in sorted(records.items()):
         if object_id in objects:
             continue
-        if now - modified < store.orphan_grace:
+        if _young(store, now - modified):
             report.in_progress += 1  # an add between its record and completion
             continue
         where = store.location(RECORD_PREFIX + object_id)
@@ -339,7 +339,7 @@ def scrub(store: S3Store, reclaim: bool, now: float) -> ScrubReport:
         uploads = [u for page in pages for u in page.get("Uploads", [])]
     for upload in uploads:
         age = now - upload["Initiated"].timestamp()
-        if age < store.orphan_grace:
+        if _young(store, age):
             report.in_progress += 1
             continue
         where = f"{store.location(upload['Key'])} (upload {upload['UploadId']})"
@@ -357,6 +357,15 @@ def scrub(store: S3Store, reclaim: bool, now: float) -> ScrubReport:
             )
     LOG.info("scrub: %s", report.summary())
     return report
+
+
+def _young(store: S3Store, age: float) -> bool:
+    """Tell whether something ``age`` seconds old is within the grace period.
+
+    S3 listings give times rounded (s3api: up to the next second), so an age
+    can come out slightly negative: a grace of 0 still takes everything.
+    """
+    return store.orphan_grace > 0 and age < store.orphan_grace
 
 
 def _check_object(store: S3Store, key: str, report: ScrubReport) -> None:
