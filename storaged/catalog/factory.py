@@ -9,7 +9,8 @@
 ``backend_url`` unset: sqlite under ``[catalog] path``, as before the option
 existed.  ``sqlite:///ABSOLUTE/PATH``: sqlite under that directory.
 ``postgresql://`` or ``postgres://``: the shared PostgreSQL catalog
-(to come).  ``name`` opens a second catalog beside the
+(:mod:`storaged.catalog.postgresql`, imported only then, so a node on
+sqlite never loads psycopg).  ``name`` opens a second catalog beside the
 first: sqlite in the directory ``name`` inside the first one's, PostgreSQL
 in the schema ``<schema>_<name>``.
 """
@@ -69,7 +70,10 @@ def parse_backend_url(url: str) -> tuple[str, str]:
             )
         return SQLITE_SCHEME, path
     if scheme in POSTGRES_SCHEMES:
-        raise ValueError("the postgresql catalog driver is not available yet")
+        from storaged.catalog.postgresql import url as pg_url
+
+        pg_url.parse_url(url)
+        return "postgresql", url
     raise ValueError(
         "must be empty, sqlite:///ABSOLUTE/PATH or postgresql://...; "
         "the scheme is not one of these"
@@ -92,7 +96,7 @@ def open_catalog(
     """
     group = conf.catalog
     try:
-        _driver, where = parse_backend_url(group.backend_url)
+        driver, where = parse_backend_url(group.backend_url)
     except ValueError as err:
         raise exception.ConfigError(
             str(err), group="catalog", option="backend_url"
@@ -105,11 +109,16 @@ def open_catalog(
         "limits": limits,
     }
     catalog: CatalogAPI
-    catalog = Catalog(
-        where or group.path,
-        reserve=Reserve.parse(group.fallocate_reserve),
-        **common,
-    )
+    if driver == SQLITE_SCHEME:
+        catalog = Catalog(
+            where or group.path,
+            reserve=Reserve.parse(group.fallocate_reserve),
+            **common,
+        )
+    else:
+        from storaged.catalog.postgresql import PostgresCatalog
+
+        catalog = PostgresCatalog(where, path=group.path, **common)
     if name is not None:
         main, catalog = catalog, catalog.sibling(name, limits=limits)
         main.close()

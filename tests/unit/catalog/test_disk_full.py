@@ -9,6 +9,9 @@ from storaged.catalog import Catalog
 from storaged.catalog import Timestamp
 from storaged.common.freespace import Reserve
 
+# The sqlite driver's own machinery, not the contract.
+pytestmark = pytest.mark.sqlite_only
+
 
 def test_sqlite_full_is_catalog_full_and_nothing_is_lost(broker):
     # sqlite answers SQLITE_FULL ("database or disk is full") past

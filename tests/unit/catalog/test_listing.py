@@ -154,6 +154,7 @@ def test_listing_limits(broker, catalog):
         broker.list_objects(marker=b"\xff")
 
 
+@pytest.mark.sqlite_only  # test_postgresql.py has its own
 def test_default_limit_is_ten_thousand(broker):
     total = MAX_LIMIT + 5
     with broker.db.write() as conn:  # fast: rows straight into the table

@@ -9,6 +9,9 @@ import pytest
 from storaged.catalog import Timestamp
 from storaged.catalog.pool import BrokerPool
 
+# The sqlite driver's own machinery, not the contract.
+pytestmark = pytest.mark.sqlite_only
+
 ETAG = "d41d8cd98f00b204e9800998ecf8427e"
 
 

@@ -10,6 +10,9 @@ import pytest
 from storaged import exception
 from storaged.catalog import Catalog
 
+# The sqlite driver's own machinery, not the contract.
+pytestmark = pytest.mark.sqlite_only
+
 
 def fill(broker, count=300):
     for i in range(count):

@@ -12,6 +12,9 @@ from storaged.catalog import Catalog
 from storaged.catalog import schema
 from storaged.catalog.database import Database
 
+# The sqlite driver's own machinery, not the contract.
+pytestmark = pytest.mark.sqlite_only
+
 V1 = schema.Schema(
     name="toy",
     migrations=(("CREATE TABLE t (a TEXT NOT NULL)",),),

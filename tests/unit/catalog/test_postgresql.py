@@ -1,0 +1,271 @@
+"""What only the PostgreSQL catalog does: URLs, its schema, failures, row ids.
+
+The contract runs in the other modules of this package, on both drivers.
+These tests use the machine's PostgreSQL (``tests.servers.postgres_url``),
+each in a schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from storaged import exception
+from storaged.catalog.factory import open_catalog
+from storaged.catalog.listing import MAX_LIMIT
+from storaged.catalog.postgresql import PostgresCatalog
+from storaged.catalog.postgresql import url as url_mod
+from storaged.catalog.postgresql.schema import SCHEMA_VERSION
+from tests.servers import free_port
+from tests.unit.catalog.test_factory import make_conf
+
+psycopg = pytest.importorskip("psycopg")
+
+
+@pytest.fixture
+def url(postgres_schema_url):
+    return postgres_schema_url
+
+
+@pytest.fixture
+def pg(url, tmp_path):
+    cat = PostgresCatalog(url, path=str(tmp_path), synchronous="normal", timeout=5.0)
+    yield cat
+    cat.close()
+
+
+def admin(url):
+    return psycopg.connect(url.partition("?")[0], autocommit=True)
+
+
+def schema_of(url):
+    return url.rpartition("schema=")[2]
+
+
+# -- URLs and the factory ------------------------------------------------------
+
+
+def test_url_defaults_and_parameters():
+    kwargs = url_mod.parse_url("postgres://u:p%40ss@db.example:6543/cat?sslmode=require")
+    assert kwargs == {
+        "host": "db.example", "port": 6543, "dbname": "cat", "user": "u",
+        "password": "p@ss", "schema": "storaged_catalog", "sslmode": "require",
+    }
+    assert url_mod.parse_url("postgresql://h/d?schema=c1")["schema"] == "c1"
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("postgresql:///db", "names no host"),
+        ("postgresql://h/", "names no database"),
+        ("postgresql://h:99999/d", "port"),
+        ("postgresql://h/d?schema=Bad-Name", "schema must be"),
+        ("postgresql://h/d?colour=red", "'colour' is not known"),
+        ("postgresql://h/d?sslmode=maybe", "sslmode must be one of"),
+        ("postgresql://u:secret@h/d#cret", "fragment"),
+    ],
+)
+def test_bad_urls(tmp_path, url, words):
+    with pytest.raises(ValueError, match=words):
+        url_mod.parse_url(url)
+    with pytest.raises(exception.ConfigError) as info:
+        open_catalog(make_conf(tmp_path, backend_url=url))
+    assert "[catalog] backend_url" in str(info.value)
+    assert "cret" not in str(info.value)
+
+
+def test_factory_opens_postgresql_and_a_named_sibling(url, tmp_path):
+    conf = make_conf(tmp_path, backend_url=url, reclaim_age=60)
+    cat = open_catalog(conf)
+    queue = open_catalog(conf, name="expirer")
+    try:
+        assert isinstance(cat, PostgresCatalog)
+        assert cat.reclaim_age == 60
+        assert cat.path == str(tmp_path / "catalog")
+        assert queue.schema == cat.schema + "_expirer"
+        cat.container("AUTH_a", "c").create("1000")
+        queue.container("AUTH_a", "other").create("1000")
+        assert list(cat.iter_containers()) == [("AUTH_a", "c")]
+        assert list(queue.iter_containers()) == [("AUTH_a", "other")]
+    finally:
+        cat.close()
+        queue.close()
+        with admin(url) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{queue.schema}" CASCADE')
+
+
+# -- the schema ------------------------------------------------------------------
+
+
+def test_schema_is_made_once_by_many_at_once(url):
+    cats = [PostgresCatalog(url) for _ in range(4)]
+    errors = []
+
+    def first_use(cat):
+        try:
+            cat.list_accounts()
+        except Exception as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=first_use, args=(c,)) for c in cats]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for cat in cats:
+        cat.close()
+    assert errors == []
+    with admin(url) as conn:
+        row = conn.execute(
+            f'SELECT value FROM "{schema_of(url)}".meta WHERE name = %s',
+            ("schema_version",),
+        ).fetchone()
+    assert row == (SCHEMA_VERSION,)
+
+
+def test_unknown_schema_version_is_a_clear_error(url, pg):
+    pg.list_accounts()
+    with admin(url) as conn:
+        conn.execute(
+            f'UPDATE "{schema_of(url)}".meta SET value = 99 '
+            "WHERE name = 'schema_version'"
+        )
+    other = PostgresCatalog(url)
+    try:
+        with pytest.raises(exception.CatalogError, match="schema version 99"):
+            other.list_accounts()
+    finally:
+        other.close()
+
+
+def test_unreachable_server_is_catalog_busy(tmp_path):
+    cat = PostgresCatalog(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/test", timeout=1.0
+    )
+    try:
+        with pytest.raises(exception.CatalogBusy) as info:
+            cat.container("AUTH_a", "c").info()
+    finally:
+        cat.close()
+    assert "127.0.0.1" in str(info.value)
+
+
+def test_damage_is_a_clear_error_not_a_crash(url, pg):
+    b = pg.container("AUTH_a", "c")
+    b.create("1000")
+    with admin(url) as conn:
+        conn.execute(f'DROP TABLE "{schema_of(url)}".sync_points')
+    with pytest.raises(exception.CatalogError, match="sync_points"):
+        b.get_sync_points("w1")
+    assert b.info().object_count == 0  # the rest still answers
+
+
+# -- writes ----------------------------------------------------------------------
+
+
+def test_a_failed_write_records_no_garbage(url, pg):
+    b = pg.container("AUTH_a", "c")
+    b.create("1000")
+    b.put_object("o", "1001", 1, "t", "e", backend="b1", location="loc-1")
+    with admin(url) as conn:
+        conn.execute(f'SET search_path = "{schema_of(url)}"')
+        conn.execute(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN IF NEW.location = 'poison' THEN RAISE EXCEPTION 'boom'; END IF; "
+            "RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER poison BEFORE INSERT OR UPDATE ON objects "
+            "FOR EACH ROW EXECUTE FUNCTION poison()"
+        )
+    with pytest.raises(exception.CatalogError, match="boom"):
+        b.put_object("o", "1002", 5, "t", "e", backend="b1", location="poison")
+    assert b.list_garbage() == []
+    info = b.info()
+    assert (info.garbage_count, info.max_row, info.bytes_used) == (0, 1, 1)
+    assert b.get_object("o").location == "loc-1"
+
+
+def test_row_and_garbage_appear_together(url, pg):
+    b = pg.container("AUTH_a", "c")
+    b.create("1000")
+    b.put_object("o", "1001", 1, "t", "e", backend="b1", location="loc-1")
+    schema = schema_of(url)
+    with admin(url) as reader:
+        reader.autocommit = False
+        reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+        def snapshot():
+            row = reader.execute(
+                f'SELECT location FROM "{schema}".objects WHERE name = %s', ("o",)
+            ).fetchone()
+            garbage = reader.execute(
+                f'SELECT location FROM "{schema}".garbage ORDER BY id'
+            ).fetchall()
+            return row[0], [g[0] for g in garbage]
+
+        assert snapshot() == ("loc-1", [])  # the snapshot is taken here
+        b.put_object("o", "1002", 1, "t", "e", backend="b1", location="loc-2")
+        assert snapshot() == ("loc-1", [])
+        reader.commit()
+        assert snapshot() == ("loc-2", ["loc-1"])
+        reader.commit()
+
+
+def test_default_limit_is_ten_thousand(url, pg):
+    b = pg.container("AUTH_a", "c")
+    b.create("1000")
+    total = MAX_LIMIT + 5
+    with admin(url) as conn:  # fast: rows straight into the table
+        conn.execute(
+            f'INSERT INTO "{schema_of(url)}".objects (container_id, name, row_id, '
+            "created_at, size, deleted) SELECT (SELECT id FROM "
+            f'"{schema_of(url)}".containers), '
+            "CASE WHEN i <= %(n)s THEN 'o' ELSE 't' END || "
+            "lpad((i %% %(n)s)::text, 5, '0'), i, '2000', 1, i > %(n)s "
+            "FROM generate_series(1, 2 * %(n)s) AS i",
+            {"n": total},
+        )
+    listed = b.list_objects()
+    assert len(listed) == MAX_LIMIT
+    assert all(e.name.startswith("o") for e in listed)  # tombstones never show
+    after = [e.name for e in b.list_objects(marker=f"o{MAX_LIMIT - 1:05d}")]
+    assert len(after) == 5
+
+
+def test_two_catalogs_are_two_nodes(url, tmp_path):
+    # Two catalogs on one schema see each other at once: the index has no lag.
+    a = PostgresCatalog(url, path=str(tmp_path / "a"))
+    b = PostgresCatalog(url, path=str(tmp_path / "b"))
+    try:
+        a.container("AUTH_x", "c").create("1000")
+        a.container("AUTH_x", "c").put_object("o", "1001", 7, "t", "e")
+        assert b.account_info("AUTH_x").object_count == 1
+        assert [c.bytes_used for c in b.list_containers("AUTH_x")] == [7]
+        b.container("AUTH_x", "c").delete_object("o", "1002")
+        assert a.account_info("AUTH_x").bytes_used == 0
+    finally:
+        a.close()
+        b.close()
+
+
+def test_writers_in_threads_lose_nothing(pg):
+    broker = pg.container("AUTH_a", "c")
+    broker.create("1000")
+    per_thread = 50
+
+    def write(t):
+        for i in range(per_thread):
+            broker.put_object(f"t{t}-{i}", f"{1001 + i}.{t:05d}", 1, "t", "e")
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = broker.get_items_since(-1, limit=10_000)
+    assert len(rows) == 4 * per_thread
+    assert [r.row_id for r in rows] == list(range(1, 4 * per_thread + 1))
+    assert broker.info().object_count == 4 * per_thread
