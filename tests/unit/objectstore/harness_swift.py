@@ -149,7 +149,10 @@ class FaultProxy(_Server):
     """A forwarding proxy to the real Swift proxy that fails chosen requests.
 
     ``fail(n, status)`` makes the next ``n`` requests (whose method is in
-    ``methods``, all if None) answer ``status`` without reaching Swift;
+    ``methods``, all if None; and whose path contains ``path_contains``)
+    answer ``status`` without reaching Swift; with
+    ``lose=True`` they reach Swift, and its answer is replaced by ``status``
+    (an answer lost on the way back);
     ``connections`` counts the TCP connections clients opened, ``seen`` the
     requests (method, path).  Bodies are read whole and forwarded with a
     ``Content-Length``: meant for small objects.  The ``Host`` header goes
@@ -161,14 +164,24 @@ class FaultProxy(_Server):
         self.failures = 0
         self.status = 503
         self.methods: set[str] | None = None
+        self.lose = False
+        self.path_contains = ""
         self.connections = 0
         self.seen: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         super().__init__(_ProxyHandler)
 
-    def fail(self, n: int, status: int = 503, methods: set[str] | None = None) -> None:
+    def fail(
+        self,
+        n: int,
+        status: int = 503,
+        methods: set[str] | None = None,
+        lose: bool = False,
+        path_contains: str = "",
+    ) -> None:
         with self.lock:
             self.failures, self.status, self.methods = n, status, methods
+            self.lose, self.path_contains = lose, path_contains
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -193,15 +206,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = _read_body(self)
         with proxy.lock:
             proxy.seen.append((self.command, self.path))
-            failing = proxy.failures > 0 and (
-                proxy.methods is None or self.command in proxy.methods
+            failing = (
+                proxy.failures > 0
+                and (proxy.methods is None or self.command in proxy.methods)
+                and proxy.path_contains in self.path
             )
             if failing:
                 proxy.failures -= 1
-        if failing:
-            self.send_response(proxy.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+        if failing and not proxy.lose:
+            self._answer_failure(proxy.status)
             return
         conn = http.client.HTTPConnection("127.0.0.1", proxy.target_port, timeout=30)
         try:
@@ -217,6 +230,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             data = resp.read()
         finally:
             conn.close()
+        if failing:
+            self._answer_failure(proxy.status)
+            return
         self.send_response(resp.status, resp.reason)
         for k, v in resp.getheaders():
             if k.lower() not in ("transfer-encoding", "content-length", "connection"):
@@ -229,6 +245,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _answer_failure(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
 

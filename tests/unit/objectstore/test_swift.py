@@ -416,6 +416,33 @@ def test_retries_on_503_then_succeeds(build, fault_proxy):
         store.get_size(result.location)
 
 
+@pytest.mark.parametrize("size", [10, 3 * CHUNK])
+def test_a_put_whose_answer_was_lost_is_recognised(build, fault_proxy, size):
+    """Swift stored it, the 201 never came back: the retry's 412 is ours."""
+    store = build(auth_url=_via(fault_proxy), retries=2)
+    store.add(_id(), io.BytesIO(b"x"), 1)  # the containers exist now
+    data = _data(size)
+    object_id = _id()
+    # The object's PUT (or the manifest's) is done, its answer lost.
+    last = object_id if size == 10 else "multipart-manifest=put"
+    fault_proxy.fail(1, methods={"PUT"}, lose=True, path_contains=last)
+    result = store.add(object_id, io.BytesIO(data), size)
+    assert fault_proxy.failures == 0
+    assert b"".join(store.get(result.location, verify=True)[0]) == data
+    with pytest.raises(exception.ObjectExists):
+        store.add(object_id, io.BytesIO(data), size)
+
+
+def test_a_delete_whose_answer_was_lost_succeeds(build, fault_proxy):
+    store = build(auth_url=_via(fault_proxy), retries=2)
+    result = store.add(_id(), io.BytesIO(b"abc"), 3)
+    fault_proxy.fail(1, methods={"DELETE"}, lose=True)
+    store.delete(result.location)
+    assert fault_proxy.failures == 0
+    with pytest.raises(exception.ObjectNotFound):
+        store.delete(result.location)
+
+
 def test_no_retries_left_is_backend_unavailable(build, fault_proxy):
     store = build(auth_url=_via(fault_proxy), retries=1)
     result = store.add(_id(), io.BytesIO(b"abc"), 3)
