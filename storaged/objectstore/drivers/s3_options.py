@@ -207,9 +207,11 @@ Which requests botocore sends with a CRC checksum of the data (in an
 ``aws-chunked`` body), and which responses it checks.
 
 ``when_supported`` (botocore's default) protects every upload in transit.
-Services that predate S3's flexible checksums (Swift 2.30's s3api, older
-radosgw and MinIO) refuse those bodies or store them wrongly: set
-``when_required`` for them. Objects are checked against storaged's own
+Over HTTPS, botocore sends that checksum as the trailer of an
+``aws-chunked`` body, which services older than S3's flexible checksums
+refuse (Swift 2.30's s3api answers 501 Not Implemented): set
+``when_required`` for them. Over plain HTTP it goes in a
+header, which they ignore. Objects are checked against storaged's own
 digest on verified reads and scrubs either way.
 """,
     ),

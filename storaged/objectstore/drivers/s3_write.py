@@ -207,12 +207,28 @@ class Upload:
     def _send_full_parts(
         self, pending: list[bytes], pending_len: int
     ) -> tuple[list[bytes], int]:
+        """Send every whole part ``pending`` holds; return what is left.
+
+        Each byte is copied once into its part: only the chunk that straddles
+        a part boundary is split.
+        """
         want = self._next_part_size()
         while pending_len >= want:
-            data = b"".join(pending)
-            self._send_part(data[:want])
-            rest = data[want:]
-            pending, pending_len = ([rest] if rest else []), len(rest)
+            taken, n, i = [], 0, 0
+            while n < want:
+                piece = pending[i]
+                if n + len(piece) > want:
+                    cut = want - n
+                    taken.append(piece[:cut])
+                    pending[i] = piece[cut:]
+                    n = want
+                    break
+                taken.append(piece)
+                n += len(piece)
+                i += 1
+            del pending[:i]
+            self._send_part(taken[0] if len(taken) == 1 else b"".join(taken))
+            pending_len -= want
             want = self._next_part_size()
         return pending, pending_len
 

@@ -393,3 +393,30 @@ def test_option_names_are_pinned():
             "orphan_grace",
         ]
     )
+
+
+def test_part_sizes(make_store):
+    from storaged.objectstore.drivers import s3_write
+
+    store = make_store(multipart_chunk_size="8M")
+    known = s3_write.Upload(store, "x", 100 * 1024 * MiB, "sha256", None)
+    # 1,000 parts must hold a declared size (s3api's default limit)
+    assert known.part_size * s3_write.MAX_PARTS >= 100 * 1024 * MiB
+    assert s3_write.Upload(store, "x", 64 * MiB, "sha256", None).part_size == 8 * MiB
+    unknown = s3_write.Upload(store, "x", None, "sha256", None)
+    sizes = []
+    for _ in range(s3_write.MAX_PARTS):
+        sizes.append(unknown._next_part_size())
+        unknown.parts.append({})
+    assert sizes[0] == sizes[99] == 8 * MiB
+    assert sizes[100] == 16 * MiB
+    assert sum(sizes) > 40 * 1024 * MiB  # ~43 GiB of unknown size in 1,000 parts
+
+
+def test_client_settings(make_store):
+    store = make_store(retries=4, connect_timeout=3, read_timeout=7)
+    config = store.client.meta.config
+    assert config.retries == {"total_max_attempts": 5, "mode": "standard"}
+    assert (config.connect_timeout, config.read_timeout) == (3, 7)
+    assert config.request_checksum_calculation == "when_required"
+    assert config.s3["addressing_style"] == "path"
