@@ -376,18 +376,33 @@ class SwiftStore(Driver):
                 )
             return headers
 
-        if size is None or size <= self._chunk_size:
-            first = min(self._large, self._segment) if size is None else size
-            data = feed.take(first)
-            if feed.at_end():
+        try:
+            if size is not None and size <= self._chunk_size:
+                data = feed.take(size)
                 feed.check_end()
                 self._put_new(path, what, data, meta(), upload)
+            elif size is None:
+                data = feed.take(min(self._large, self._segment))
+                if feed.at_end():
+                    self._put_new(path, what, data, meta(), upload)
+                else:
+                    self._add_large(
+                        object_id, container, feed, None, upload, data, meta
+                    )
+            elif size <= self._large:
+                self._stream_put(path, what, feed, size, meta)
             else:
-                self._add_large(object_id, container, feed, size, upload, data, meta)
-        elif size <= self._large:
-            self._stream_put(path, what, feed, size, meta)
-        else:
-            self._add_large(object_id, container, feed, size, upload, b"", meta)
+                self._add_large(object_id, container, feed, size, upload, b"", meta)
+        except exception.ObjectNotFound as err:
+            # A 404 to a PUT: the container went away since this process
+            # made sure of it.
+            self._known.discard(container)
+            self._known.discard(container + "_segments")
+            raise exception.BackendUnavailable(
+                backend=self.backend_id,
+                reason=f"container {container} (or its _segments) no longer "
+                "exists; the next add makes sure of it again",
+            ) from err
         checksum = None
         if checksum_algo is not None:
             checksum = hashers[-1].hexdigest()

@@ -320,6 +320,19 @@ def test_missing_container_without_create_is_a_clear_error(build, swift_cluster)
     assert store.get_size(result.location) == 3 * CHUNK
 
 
+def test_container_deleted_behind_its_back_is_made_again(build, swift_cluster):
+    store = build()
+    first = store.add(_id(), io.BytesIO(b"x"), 1)
+    container, object_id = store.parse_location(first.location)
+    hs.raw(swift_cluster, "DELETE", f"{container}/{object_id}")
+    assert hs.raw(swift_cluster, "DELETE", container)[0] == 204
+    with pytest.raises(exception.BackendUnavailable) as info:
+        store.add(_id(), io.BytesIO(b"y"), 1)
+    assert "no longer exists" in str(info.value)
+    result = store.add(_id(), io.BytesIO(b"z"), 1)
+    assert b"".join(store.get(result.location)[0]) == b"z"
+
+
 # -- auth ----------------------------------------------------------------------------
 
 
