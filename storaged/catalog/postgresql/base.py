@@ -68,10 +68,16 @@ OBJECT_COLS: Final = (
     "location, metadata"
 )
 # The container's row locked with the object's current row, if any.
-LOCK_WITH_OBJECT: Final = (
-    f"SELECT {STATE}, o.row_id, o.created_at, o.deleted, o.backend, o.location, "  # noqa: S608
-    "o.size, o.content_type, o.etag FROM containers c LEFT JOIN objects o ON "
-    f"o.container_id = c.id AND o.name = %(name)s WHERE {WHERE_NAME} FOR UPDATE OF c"
+# The current row of a name, read *after* the container's row is locked, in
+# a statement of its own: under READ COMMITTED each statement reads a new
+# snapshot, so this one sees what the writer that held the lock before us
+# committed.  (Joined to the locking statement, it would not: a statement
+# that waited for a row lock re-reads the locked row only, and the rows
+# joined to it stay as its snapshot, taken before the wait, saw them.)
+SELECT_OBJECT_FOR_WRITE: Final = (
+    "SELECT row_id, created_at, deleted, backend, location, size, content_type, "  # noqa: S608
+    "etag FROM objects WHERE container_id = (SELECT c.id FROM containers c WHERE "
+    f"{WHERE_NAME}) AND name = %(name)s"
 )
 # Takes the next row id and writes the row under it, in one statement.
 WRITE_ROW: Final = """

@@ -28,6 +28,7 @@ transaction is closed.
 from __future__ import annotations
 
 from collections.abc import Callable
+import contextlib
 import logging
 import math
 import os
@@ -182,12 +183,18 @@ class Connections:
         self._give_back(conn)
         return result
 
-    def transaction(self, work: Callable[[Conn], T]) -> T:
+    def transaction(self, work: Callable[[Conn], T], pipeline: bool = False) -> T:
         """Run ``work(conn)`` in one transaction; commit when it returns.
 
         An exception from ``work`` rolls the transaction back and goes up
         (a database error as a storaged one).  A serialization failure or
         deadlock runs ``work`` again, in a new transaction.
+
+        :param pipeline: run in psycopg's pipeline mode: statements are sent
+            without waiting for the previous one's result until one is
+            fetched, and ``BEGIN`` and ``COMMIT`` ride along with the
+            statements next to them.  ``work`` must read results only with
+            ``fetch*`` (a ``rowcount`` is not known before a fetch).
         """
         if self._closed:
             raise exception.CatalogError(
@@ -199,7 +206,10 @@ class Connections:
             except psycopg.Error as err:
                 raise self._translate(err) from err
             try:
-                with conn.transaction():
+                with contextlib.ExitStack() as stack:
+                    if pipeline:
+                        stack.enter_context(conn.pipeline())
+                    stack.enter_context(conn.transaction())
                     result = work(conn)
             except _RETRY as err:
                 conn.close()

@@ -20,8 +20,9 @@ from storaged.catalog.metadata import SYNC_KEY_KEY
 from storaged.catalog.metadata import SYNC_TO_KEY
 from storaged.catalog.metadata import check_container_metadata
 from storaged.catalog.metadata import live_values
-from storaged.catalog.postgresql.base import LOCK_WITH_OBJECT
 from storaged.catalog.postgresql.base import OBJECT_COLS
+from storaged.catalog.postgresql.base import SELECT_OBJECT_FOR_WRITE
+from storaged.catalog.postgresql.base import SELECT_STATE
 from storaged.catalog.postgresql.base import WHERE_NAME
 from storaged.catalog.postgresql.base import WRITE_ROW
 from storaged.catalog.postgresql.base import check_field
@@ -227,20 +228,22 @@ class PostgresContainerBroker(UpkeepMixin):
     ) -> bool:
         """Lock the container, let ``decide`` see the name's row, write what it returns.
 
-        ``decide`` gets the row of :data:`LOCK_WITH_OBJECT` (the name's
-        columns NULL when it has none) and returns the new row's fields,
-        or None to write nothing.
+        ``decide`` gets the row of :data:`SELECT_OBJECT_FOR_WRITE` (all
+        None when the name has none) and returns the new row's fields, or
+        None to write nothing.  Runs in pipeline mode: the lock and the
+        read go in one round trip, the writes and the commit in another.
         """
+        params = {**self._names, "name": name}
 
         def work(conn: Conn) -> bool:
-            row = conn.execute(
-                LOCK_WITH_OBJECT, {**self._names, "name": name}
-            ).fetchone()
+            locking = conn.execute(SELECT_STATE + " FOR UPDATE", self._names)
+            reading = conn.execute(SELECT_OBJECT_FOR_WRITE, params)
+            row = locking.fetchone()
             if row is None:
                 raise self._not_found()
             cid, _max_row, state = state_of(row)
             self._require_alive(state)
-            old = row[14:]
+            old: tuple[Any, ...] = reading.fetchone() or (None,) * 8
             if old[0] is not None and Timestamp(old[1]) >= ts:
                 return False
             new = decide(old)
@@ -264,7 +267,7 @@ class PostgresContainerBroker(UpkeepMixin):
                 )
             return True
 
-        return self._conns.transaction(work)
+        return self._conns.transaction(work, pipeline=True)
 
     def put_object(
         self,

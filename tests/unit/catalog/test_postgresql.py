@@ -8,10 +8,12 @@ each in a schema of its own, dropped afterwards.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from storaged import exception
+from storaged.catalog import Timestamp
 from storaged.catalog.factory import open_catalog
 from storaged.catalog.listing import MAX_LIMIT
 from storaged.catalog.postgresql import PostgresCatalog
@@ -269,3 +271,33 @@ def test_writers_in_threads_lose_nothing(pg):
     assert len(rows) == 4 * per_thread
     assert [r.row_id for r in rows] == list(range(1, 4 * per_thread + 1))
     assert broker.info().object_count == 4 * per_thread
+
+
+def test_a_writer_that_waited_for_the_lock_sees_the_row_written_meanwhile(url, pg):
+    # Two puts of one name wait behind a held lock of the container's row;
+    # whichever goes second must see the first one's row (not its snapshot
+    # from before the wait), or it would count the object twice and might
+    # overwrite a newer write.
+    b = pg.container("AUTH_a", "c")
+    b.create("1000")
+    results = {}
+
+    def put(ts):
+        results[ts] = b.put_object("o", ts, int(float(ts)), "t", "e")
+
+    with admin(url) as holder:
+        holder.autocommit = False
+        holder.execute(
+            f'SELECT 1 FROM "{schema_of(url)}".containers FOR UPDATE'
+        )
+        threads = [threading.Thread(target=put, args=(ts,)) for ts in ("2000", "1500")]
+        for t in threads:
+            t.start()
+            time.sleep(0.3)  # waiting for the lock, in this order
+        holder.commit()
+        for t in threads:
+            t.join()
+    assert sorted(results.items()) == [("1500", False), ("2000", True)]
+    info = b.info()
+    assert (info.object_count, info.bytes_used, info.max_row) == (1, 2000, 1)
+    assert b.get_object("o").created_at == Timestamp("2000")
