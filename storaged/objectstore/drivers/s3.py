@@ -66,7 +66,6 @@ from storaged.objectstore.driver import InvalidRange
 from storaged.objectstore.driver import ScrubReport
 from storaged.objectstore.driver import Source
 from storaged.objectstore.drivers.s3_options import OPTIONS
-from storaged.objectstore.drivers.s3_options import KiB
 
 LOG = logging.getLogger(__name__)
 
@@ -85,8 +84,11 @@ class NoDigest(exception.CorruptObject):
     """An object without storaged's metadata: not written by this driver."""
 
 
-def _boto() -> tuple[Any, Any, Any]:
+def _boto(backend_id: str | None = None) -> tuple[Any, Any, Any]:
     """Return ``(boto3, botocore.config, botocore.exceptions)``.
+
+    boto3 is imported here, not with the module: without it the options
+    stay listed (sample configuration) and only an ``s3`` back end fails.
 
     :raises storaged.exception.ConfigError: boto3 is not installed.
     """
@@ -96,7 +98,8 @@ def _boto() -> tuple[Any, Any, Any]:
         from botocore import exceptions as botocore_exceptions
     except ImportError as err:
         raise exception.ConfigError(
-            f"the s3 back end type needs boto3 (pip install 'storaged[s3]'): {err}"
+            f"the s3 back end type needs boto3 (pip install 'storaged[s3]'): {err}",
+            group=backend_id,
         ) from err
     return boto3, botocore_config, botocore_exceptions
 
@@ -147,7 +150,7 @@ class S3Store(Driver):
         def error(option: str, problem: str) -> exception.ConfigError:
             return exception.ConfigError(problem, group=backend_id, option=option)
 
-        _boto()
+        _boto(backend_id)
         if not group.bucket:
             raise error("bucket", "is required: the bucket that holds the objects")
         if not _BUCKET.match(group.bucket) or ".." in group.bucket:
@@ -182,17 +185,10 @@ class S3Store(Driver):
                 raise error(
                     "https_ca_certificates_file", f"{cafile!r} is not an absolute path"
                 )
-        if group.multipart_threshold < group.multipart_chunk_size:
-            LOG.debug(
-                "back end %s: objects over %d bytes go multipart in parts of %d",
-                backend_id,
-                group.multipart_threshold,
-                group.multipart_chunk_size,
-            )
 
     def __init__(self, conf: cfg.ConfigOpts, backend_id: str) -> None:
         super().__init__(conf, backend_id)
-        boto3, botocore_config, self._exc = _boto()
+        boto3, botocore_config, self._exc = _boto(backend_id)
         group = conf[backend_id]
         self.bucket: str = group.bucket
         self.chunk_size = int(group.chunk_size)
@@ -434,7 +430,8 @@ class S3Store(Driver):
                     resp = self.client.get_object(
                         Bucket=self.bucket, Key=RECORD_PREFIX + key
                     )
-                    raw = resp["Body"].read(64 * KiB)
+                    with contextlib.closing(resp["Body"]) as body:
+                        raw = body.read()
                 record = json.loads(raw)
                 digest = record["digest"] if record.get("algo") == algo else None
             except exception.ObjectNotFound:
