@@ -27,6 +27,7 @@ reports one orphan, and deletes the seven segments with ``reclaim``.
 from __future__ import annotations
 
 import datetime
+import http.client
 import logging
 import re
 import time
@@ -84,10 +85,21 @@ class Scrubber:
         store = self.store
         report = ScrubReport(store.backend_id)
         now = time.time()
-        for container in self.containers():
+        try:
+            containers = self.containers()
+        except exception.StoreError as err:
+            report.errors.append(ScrubFinding("the account's containers", str(err)))
+            containers = []
+        for container in containers:
             live: set[str] = set()
-            for entry in store.listing(container):
-                self._check(container, entry["name"], report, live, reclaim, now)
+            try:
+                for entry in store.listing(container):
+                    self._check(container, entry["name"], report, live, reclaim, now)
+            except exception.StoreError as err:
+                # Without the whole listing, the manifests that name segments
+                # are not all known: leave the segments alone this time.
+                report.errors.append(ScrubFinding(f"swift://{container}/", str(err)))
+                continue
             self._segments(container, live, report, reclaim, now)
         LOG.info("scrub: %s", report.summary())
         return report
@@ -131,8 +143,10 @@ class Scrubber:
                 with store.errors(where):
                     try:
                         data = resp.read(store.chunk_size)
-                    except OSError as err:
-                        raise swift_client.SwiftTransportError(where, str(err)) from err
+                    except (OSError, http.client.HTTPException) as err:
+                        raise swift_client.SwiftTransportError(
+                            where, str(err) or type(err).__name__
+                        ) from err
                 if not data:
                     break
                 h.update(data)

@@ -556,6 +556,22 @@ def test_scrub_reclaims_orphan_segments_after_the_grace(build, swift_cluster):
     assert b"".join(store.get(live.location, verify=True)[0]) == _data(3 * CHUNK)
 
 
+def test_scrub_keeps_the_segments_of_an_object_it_could_not_read(
+    build, fault_proxy, swift_cluster
+):
+    store = build(auth_url=_via(fault_proxy), orphan_grace=0)
+    object_id = _id()
+    result = store.add(object_id, io.BytesIO(_data(3 * CHUNK)), 3 * CHUNK)
+    fault_proxy.fail(1, methods={"GET"}, path_contains=object_id)
+    report = store.scrub(reclaim=True)
+    assert fault_proxy.failures == 0
+    assert [f.where for f in report.errors] == [result.location]
+    assert report.reclaimed == [] and report.orphans == []
+    segments = store.container_name + "_segments"
+    assert len(hs.names(swift_cluster, segments)) == 3
+    assert b"".join(store.get(result.location, verify=True)[0]) == _data(3 * CHUNK)
+
+
 def test_scrub_reclaims_an_object_without_its_digest(build, swift_cluster):
     store = build(orphan_grace=0)
     kept = store.add(_id(), io.BytesIO(b"kept"), 4)
