@@ -27,7 +27,7 @@ class ByteSize(types.ConfigType):
     """A size in bytes, written with an optional binary unit: ``5M``, ``1G``."""
 
     def __init__(self, min: int = 0, max: int | None = None) -> None:
-        super().__init__(type_name="byte size (K, M, G, T: powers of 1024)")
+        super().__init__(type_name="byte size")
         self.min = min
         self.max = max
 
