@@ -31,6 +31,8 @@ glance_store is a benchmark-only dependency, not one of storaged's::
 
 Without it, the storaged figures are still measured and printed.
 
+The remote drivers (``swift``, ``s3``) are measured by ``bench/store_remote.py``.
+
 Usage: python -m bench.store [--quick] [--reps N] [--dir DIR]
 """
 

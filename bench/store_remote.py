@@ -432,7 +432,17 @@ class BareSwift(Contender):
         headers = {"X-Auth-Token": self.token, "Content-Length": str(len(body))}
         for attempt in (1, 2):
             try:
-                self.conn.request(method, path, body=body or None, headers=headers)
+                if len(body) <= BARE_READ:
+                    # headers and body in one send (http.client joins them)
+                    self.conn.request(method, path, body=body or None, headers=headers)
+                else:
+                    # a large body as it is: request() would copy it to
+                    # join it to the headers
+                    self.conn.putrequest(method, path, skip_accept_encoding=True)
+                    for name, value in headers.items():
+                        self.conn.putheader(name, value)
+                    self.conn.endheaders()
+                    self.conn.send(memoryview(body))
                 resp = self.conn.getresponse()
                 break
             except (http.client.RemoteDisconnected, BrokenPipeError):
