@@ -28,7 +28,12 @@ Every request, whatever happens, gets:
   :mod:`storaged.api.guard`).  Tokens, keys and signatures never appear in
   it;
 * an answer: an unexpected exception becomes a 500 with Swift's body, its
-  traceback logged with the request id, never sent.
+  traceback logged with the request id, never sent;
+* its figures in the metrics (:func:`declare_metrics`), from the same
+  numbers as its access log line: requests by method and status class,
+  latency, bytes in and out, authentication failures, requests in
+  progress.  Labels are a method and a status class, never an account or
+  a name.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from oslo_config import cfg
 
 from storaged import concurrency
 from storaged import exception
+from storaged import metrics as metrics_mod
 from storaged import version
 from storaged.api import auth
 from storaged.api import errors
@@ -89,6 +95,31 @@ LEGACY_SYNC_METHODS = frozenset({"HEAD", "PUT", "DELETE"})
 SYNC_401_BODY = (
     "X-Container-Sync-Auth header not valid; contact cluster operator for support."
 )
+#: Methods counted under their own name; any other is ``other``.
+METRIC_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "OPTIONS"})
+
+
+def declare_metrics(metrics: metrics_mod.Metrics) -> None:
+    """Declare the API's metrics (every worker; they add up across workers)."""
+    metrics.counter("api_requests", "Requests answered, by method and status "
+                    "class (2xx, 4xx, ...; aborted: nothing reached the client).",
+                    ["method", "status"])
+    metrics.histogram("api_request_duration_seconds", "Seconds from a "
+                      "request's arrival to the end of its response.", ["method"])
+    metrics.counter("api_received_bytes", "Request body bytes received.",
+                    ["method"])
+    metrics.counter("api_sent_bytes", "Response body bytes sent.", ["method"])
+    metrics.counter("api_auth_failures", "Requests refused for want of valid "
+                    "credentials (401: a bad or expired token, a wrong key, a "
+                    "bad container-sync or TempURL signature).")
+    metrics.gauge("api_requests_in_progress", "Requests being served.",
+                  multiprocess_mode="livesum")
+    metrics.gauge("api_open_connections", "Client connections open (idle "
+                  "kept-alive ones too).", multiprocess_mode="livesum")
+
+
+def _method_label(method: str) -> str:
+    return method if method in METRIC_METHODS else "other"
 
 
 class Application:
@@ -98,6 +129,7 @@ class Application:
     :param authority: users and tokens.
     :param realms: container-sync realms.
     :param settings: the ``[api]`` settings.
+    :param metrics: where the figures go (this process's when None).
     """
 
     def __init__(
@@ -106,6 +138,7 @@ class Application:
         authority: auth.TokenAuthority,
         realms: realms_mod.Realms,
         settings: Settings | None = None,
+        metrics: metrics_mod.Metrics | None = None,
     ) -> None:
         self.service = expiry.ExpiringObjects.over(service)
         self.authority = authority
@@ -113,6 +146,8 @@ class Application:
         self.settings = settings or Settings()
         self.handlers = Handlers(self.service, realms, self.settings)
         self.limits = service.catalog.limits
+        self.metrics = metrics or metrics_mod.process()
+        declare_metrics(self.metrics)
 
     def __repr__(self) -> str:
         return "<storaged.api.Application %r>" % (self.service.catalog,)
@@ -130,6 +165,8 @@ class Application:
         rid = new_request_id(environ.get("HTTP_X_TRANS_ID_EXTRA"))
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         note = ""
+        # Decremented when the request is logged (_LoggedBody._log).
+        self.metrics.incr("api_requests_in_progress")
         try:
             response, note = self._handle(environ, rid)
         except HTTPError as err:
@@ -158,7 +195,7 @@ class Application:
         ])
         chunks = [] if method == "HEAD" else response.chunks()
         return _LoggedBody(
-            chunks, environ, method, response, started, rid, note,
+            chunks, environ, method, response, started, rid, note, self.metrics,
         )
 
     def _handle(self, environ: dict[str, Any], rid: str) -> tuple[Response, str]:
@@ -403,6 +440,7 @@ class _LoggedBody:
         started: float,
         rid: str,
         note: str,
+        metrics: metrics_mod.Metrics,
     ) -> None:
         self._chunks = chunks
         self._environ = environ
@@ -411,6 +449,7 @@ class _LoggedBody:
         self._started = started
         self._rid = rid
         self._note = note
+        self._metrics = metrics
         self._sent = 0
         self._logged = False
 
@@ -456,6 +495,9 @@ class _LoggedBody:
             notes.append("incomplete")
         reader = self._environ.get("storaged.body")
         received = reader.received if reader is not None else 0
+        elapsed = time.monotonic() - self._started
+        self._measure(status if wire is None or wire.status is not None else None,
+                      sent_bytes, received, elapsed)
         ACCESS_LOG.info(
             "%s %s %s %d %d %d %.4f %s %s",
             self._environ.get("REMOTE_ADDR", "-"),
@@ -464,10 +506,26 @@ class _LoggedBody:
             status,
             sent_bytes,
             received,
-            time.monotonic() - self._started,
+            elapsed,
             self._rid,
             ",".join(notes) or "-",
         )
+
+
+    def _measure(
+        self, status: int | None, sent: int, received: int, elapsed: float
+    ) -> None:
+        m, method = self._metrics, _method_label(self._method)
+        m.incr("api_requests_in_progress", -1)
+        m.incr("api_requests", method=method,
+               status="aborted" if status is None else "%dxx" % (status // 100))
+        m.observe("api_request_duration_seconds", elapsed, method=method)
+        if received:
+            m.incr("api_received_bytes", received, method=method)
+        if sent:
+            m.incr("api_sent_bytes", sent, method=method)
+        if status == 401:
+            m.incr("api_auth_failures")
 
 
 def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:

@@ -49,6 +49,7 @@ from oslo_config import cfg
 from oslo_service import service as oslo_service
 
 from storaged import concurrency
+from storaged import metrics
 from storaged.api import server
 from storaged.common import systemd
 
@@ -157,6 +158,9 @@ class ApiService(oslo_service.Service):  # type: ignore[misc,name-defined]
                 if close is not None:
                     close()
             finally:
+                # Its live gauges (open connections) stop counting in the
+                # figures the parent serves.
+                metrics.mark_worker_dead()
                 # Logged before stop() is released: the process may exit
                 # as soon as it is.
                 LOG.info("Worker %d stopped", os.getpid())
@@ -224,6 +228,9 @@ def run(conf: cfg.ConfigOpts, build_app: AppFactory, notifier: systemd.Notifier)
     conf.register_mutate_hook(_reopen_logs_hook)
     LOG.info("storaged-api listening on %s (%s backend, %d worker(s))",
              where, concurrency.backend(), group.workers)
+    # /metrics is the parent's: under multiprocess mode it adds up the
+    # figures of every worker (and of one served in-process).
+    metrics.serve()
     watch = ReadyWatch(notifier, group.workers, where)
     watch.start()
     service = ApiService(conf, sock, build_app, notifier, watch.write_fd)

@@ -99,6 +99,24 @@ class _EventletLog:
 # -- eventlet ------------------------------------------------------------------
 
 
+class _ConnectionGauge:
+    """The ``api_open_connections`` gauge, set from the serving loop.
+
+    Set when the count changed only (the loop looks every tick; a statsd
+    feed would otherwise get ten packets a second).
+    """
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.metrics = getattr(app, "metrics", None)
+        self.last = -1
+
+    def update(self, count: int) -> None:
+        if self.metrics is None or count == self.last:
+            return
+        self.last = count
+        self.metrics.set("api_open_connections", count)
+
+
 def _serve_eventlet(
     sock: socket.socket,
     app: WSGIApp,
@@ -127,8 +145,10 @@ def _serve_eventlet(
         minimum_chunk_size=64 * 1024,
     )
     on_ready()
+    gauge = _ConnectionGauge(app)
     while not flag.stopping and not server.dead:
         concurrency.sleep(_TICK)
+        gauge.update(server.open_connections())
         if flag.reload:
             flag.reload = False
             on_reload()
@@ -491,8 +511,10 @@ def _serve_threading(
     )
     thread.start()
     on_ready()
+    gauge = _ConnectionGauge(app)
     while not flag.stopping and thread.is_alive():
         time.sleep(_TICK)
+        gauge.update(server.open_connections())
         if flag.reload:
             flag.reload = False
             on_reload()

@@ -9,6 +9,7 @@ once every worker serves, SIGTERM lets requests in progress finish within
 
 from __future__ import annotations
 
+import os
 import sys
 
 from storaged import concurrency
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     concurrency.setup(argv=args)
 
     def body() -> int:
+        from storaged import metrics
         from storaged.api import app as app_mod
         from storaged.api import daemon
         from storaged.common import systemd
@@ -39,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
             "containers, objects and container-sync receipt.",
             validators=[api_conf.check_users, api_conf.check_shutdown],
         )
+        # Before any metric exists (the application makes them): with an
+        # endpoint, every worker's figures go to files of one directory
+        # that the parent's /metrics adds up; a port in use stops here.
+        metrics.setup(conf, "api", "api", multiprocess_dir=os.path.join(
+            conf.state_path, "metrics", "api"))
         # Users and realms are checked before the socket is bound; the object
         # store and catalog when the application is first built (in this
         # process, before any worker is forked): a bad configuration exits

@@ -135,13 +135,17 @@ class Metrics:
     # -- updating -----------------------------------------------------------
 
     def incr(self, name: str, n: float = 1, **labels: str) -> None:
-        """Add ``n`` to a counter (or a gauge); statsd: a counter event."""
+        """Add ``n`` to a counter (or a gauge); statsd: a counter (a gauge delta)."""
         if n < 0 and name in self._metrics and not isinstance(
             self._metrics[name], prometheus_client.Gauge
         ):
             raise ValueError("a counter cannot go down: %s" % name)
         self.metric(name, **labels).inc(n)
-        self._statsd(name, n, statsd_mod.COUNTER, labels)
+        if isinstance(self._metrics[name], prometheus_client.Gauge):
+            # statsd's gauge delta: a signed value.
+            self._statsd(name, n, statsd_mod.GAUGE_DELTA, labels)
+        else:
+            self._statsd(name, n, statsd_mod.COUNTER, labels)
 
     def observe(self, name: str, value: float, **labels: str) -> None:
         """Record one value in a histogram; statsd: a timing in ms."""

@@ -18,6 +18,8 @@ LOG = logging.getLogger(__name__)
 COUNTER = "c"
 TIMING = "ms"
 GAUGE = "g"
+#: a gauge change: sent as ``+n|g`` or ``-n|g``
+GAUGE_DELTA = "+g"
 
 
 class StatsdClient:
@@ -46,6 +48,9 @@ class StatsdClient:
             text = "%d" % value
         else:
             text = "%.6g" % value
+        if kind == GAUGE_DELTA:
+            kind = GAUGE
+            text = text if text.startswith("-") else "+" + text
         payload = ("%s:%s|%s" % (self.name(name), text, kind)).encode("utf-8")
         try:
             sock, address = self._socket()

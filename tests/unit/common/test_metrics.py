@@ -85,7 +85,12 @@ def test_statsd_name_is_swift_style():
 
 
 def test_statsd_server_down_never_raises(caplog):
-    client = statsd.StatsdClient("host.invalid", 8125)
+    client = statsd.StatsdClient("statsd.example", 8125)
+
+    def unreachable():
+        raise OSError("Name or service not known")
+
+    client._socket = unreachable
     client.send("a", 1, statsd.COUNTER)
     client.send("a", 1, statsd.COUNTER)
     assert caplog.text.count("Cannot send metrics to statsd") == 1
@@ -246,3 +251,14 @@ def test_forked_workers_add_up(tmp_path):
     assert result.returncode == 0, result.stderr
     # 2 + 3 requests; the open gauge counts the live worker only.
     assert result.stdout.split() == ["5.0", "2.0"]
+
+
+def test_gauge_changes_are_statsd_gauge_deltas(udp):
+    client = statsd.StatsdClient("127.0.0.1", udp.getsockname()[1])
+    m = registry.Metrics("api", statsd=client)
+    m.gauge("in_progress", "In progress.")
+    m.incr("in_progress")
+    m.incr("in_progress", -1)
+    assert value(m, "storaged_in_progress") == 0
+    assert [udp.recv(512).decode() for _ in range(2)] == [
+        "api.in_progress:+1|g", "api.in_progress:-1|g"]
