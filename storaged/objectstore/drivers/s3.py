@@ -214,6 +214,11 @@ class S3Store(Driver):
         verify: bool | str = True
         if group.https_insecure:
             verify = False
+            LOG.warning(
+                "back end %s: https_insecure is on: the S3 endpoint's "
+                "certificate is not verified",
+                backend_id,
+            )
         elif group.https_ca_certificates_file:
             verify = group.https_ca_certificates_file
         # A session is not thread-safe, the client it makes is: one client
@@ -278,6 +283,15 @@ class S3Store(Driver):
             )
         if code in ("InvalidRange", "416"):
             return InvalidRange(what=what, reason=message or code)
+        if code in ("NotImplemented", "501"):
+            # Not worth retrying. The usual cause: a service older than S3's
+            # flexible checksums, sent an aws-chunked body over HTTPS.
+            return exception.StoreError(
+                reason=f"back end {self.backend_id}: {what}: the service does not "
+                f"implement this request ({message or code}); for services "
+                "without S3's flexible checksums, set "
+                "request_checksum_calculation = when_required"
+            )
         if status >= 500 or code in _TRANSIENT:
             return exception.BackendUnavailable(
                 backend=self.backend_id, reason=f"{what}: {code} {message}".strip()

@@ -10,9 +10,12 @@ behind the driver's back.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -420,3 +423,91 @@ def test_client_settings(make_store):
     assert (config.connect_timeout, config.read_timeout) == (3, 7)
     assert config.request_checksum_calculation == "when_required"
     assert config.s3["addressing_style"] == "path"
+
+
+class _TlsFront:
+    """A TLS front end for the cluster's proxy: HTTPS in, plain HTTP to Swift.
+
+    It terminates TLS with a self-signed certificate for 127.0.0.1 and copies
+    bytes both ways, so that the driver talks HTTPS to the real s3api.
+    """
+
+    def __init__(self, cert: str, key: str, port: int) -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.target = port
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            tls = self.context.wrap_socket(conn, server_side=True)
+        except (OSError, ssl.SSLError):
+            conn.close()
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.target))
+
+        def pump(src, dst):
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+
+        threading.Thread(target=pump, args=(upstream, tls), daemon=True).start()
+        pump(tls, upstream)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def tls_front(swift_cluster, tls_files):
+    front = _TlsFront(*tls_files, swift_cluster.proxy_port)
+    yield front
+    front.close()
+
+
+def test_https_endpoint_is_verified(make_store, tls_front, tls_files):
+    store = make_store(endpoint_url=tls_front.url)
+    with pytest.raises(exception.BackendUnavailable, match=r"SSL|certificate"):
+        store.add(uuid.uuid4().hex, io.BytesIO(b"x"), 1)
+    for options in (
+        {"https_ca_certificates_file": tls_files[0]},
+        {"https_insecure": "true"},
+    ):
+        store = make_store(endpoint_url=tls_front.url, **options)
+        data = _data(6 * MiB, "tls")
+        location = store.add(uuid.uuid4().hex, io.BytesIO(data), len(data)).location
+        assert b"".join(store.get(location, verify=True)[0]) == data
+
+
+def test_flexible_checksums_over_https_need_when_required(
+    make_store, tls_front, tls_files, raw
+):
+    """Why ``request_checksum_calculation`` exists: s3api 2.30 refuses aws-chunked."""
+    store = make_store(
+        endpoint_url=tls_front.url,
+        https_ca_certificates_file=tls_files[0],
+        request_checksum_calculation="when_supported",
+    )
+    store.create_bucket()
+    for size in (10, 6 * MiB):
+        with pytest.raises(exception.StoreError, match="when_required") as info:
+            store.add(uuid.uuid4().hex, io.BytesIO(_data(size)), size)
+        assert not isinstance(info.value, exception.RetryableError)
+    assert _keys(raw, store.bucket) == []
+    assert _uploads(raw, store.bucket) == []
