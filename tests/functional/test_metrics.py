@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -201,9 +202,60 @@ def test_periodic_daemon_serves_its_pass_figures(tmp_path, backend):
             "the pass counter to move")
         assert sample(later, "storaged_last_pass_timestamp_seconds", **d) > sample(
             got, "storaged_last_pass_timestamp_seconds", **d)
+        # SIGHUP (a service restarted in place, or a new child) keeps serving.
+        os.kill(proc.pid, signal.SIGHUP)
+        time.sleep(1.0)
+        wait_for(lambda: sample(scrape(port), "storaged_daemon_up", **d) == 1,
+                 "/metrics after SIGHUP")
+        assert proc.poll() is None
     finally:
         os.killpg(proc.pid, 15)
         assert proc.wait(timeout=60) == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cache_daemon_and_a_cron_prune(tmp_path, backend):
+    port = free_port()
+    textfiles = tmp_path / "textfiles"
+    textfiles.mkdir()
+    conf = tmp_path / "cache.conf"
+    conf.write_text("\n".join([
+        "[DEFAULT]",
+        "state_path = %s" % (tmp_path / "state"),
+        "node_id = n1",
+        "log_file = %s" % (tmp_path / "cache.log"),
+        "[cache]",
+        "prune_interval = 1",
+        "clean_interval = 1",
+        "prefetch_interval = 1",
+        "metrics_port = %d" % port,
+        "[metrics]",
+        "textfile_dir = %s" % textfiles,
+    ]) + "\n")
+    env = dict(os.environ, STORAGED_CONCURRENCY_BACKEND=backend)
+    env.pop("NOTIFY_SOCKET", None)
+    cmd = [sys.executable, "-m", "storaged.cmd.cache", "--config-file", str(conf)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        # The three loops of one process, each with its own daemon label.
+        def all_three():
+            got = scrape(port)
+            return all(sample(got, "storaged_passes_total", daemon=name,
+                              outcome="ok") >= 1
+                       for name in ("cache-prune", "cache-clean", "cache-prefetch"))
+
+        wait_for(all_three, "passes of the three cache loops")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert os.listdir(textfiles) == []  # a daemon writes no textfile
+    result = subprocess.run(
+        [sys.executable, "-m", "storaged.cmd.cache", "prune", "--config-file",
+         str(conf)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    text = (textfiles / "cache-prune-n1.prom").read_text()
+    assert 'storaged_passes_total{daemon="cache-prune",outcome="ok"} 1.0' in text
 
 
 def test_port_in_use_is_one_line(tmp_path):
