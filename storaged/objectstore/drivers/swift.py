@@ -76,6 +76,7 @@ from storaged.objectstore.drivers.swift_client import Response
 from storaged.objectstore.drivers.swift_client import SwiftClient
 from storaged.objectstore.drivers.swift_client import SwiftHTTPError
 from storaged.objectstore.drivers.swift_client import SwiftTransportError
+from storaged.objectstore.drivers.swift_client import hash_update
 from storaged.objectstore.drivers.swift_client import quote
 from storaged.objectstore.drivers.swift_opts import MAX_SEGMENTS
 from storaged.objectstore.drivers.swift_opts import OPTIONS
@@ -125,8 +126,7 @@ class _Feed:
             raise SizeMismatch(
                 what=self._object_id, reason=f"declared {self._size} bytes, got more"
             )
-        for h in self._hashers:
-            h.update(data)
+        hash_update(self._hashers, data)
         return data
 
     def at_end(self) -> bool:
@@ -801,7 +801,7 @@ class SwiftChunks:
             data = self._read(min(self._chunk_size, self._remaining))
             self._remaining -= len(data)
             if self._hash is not None:
-                self._hash.update(data)
+                hash_update([self._hash], data)
                 if self._remaining <= 0:
                     self._verify()
             if self._remaining <= 0:

@@ -218,6 +218,24 @@ class ConnectionPool:
             conn.close()
 
 
+#: data at least this long is hashed in the thread pool under eventlet (a
+#: MiB of sha256 takes milliseconds the hub would otherwise stall for).
+HASH_OFFLOAD = 256 * 1024
+
+
+def hash_update(hashers: list[Any], data: bytes) -> None:
+    """Feed ``data`` to each hash, off the eventlet hub when it is large."""
+    if len(data) >= HASH_OFFLOAD:
+        concurrency.run_blocking(_update_all, hashers, data)
+    else:
+        _update_all(hashers, data)
+
+
+def _update_all(hashers: list[Any], data: bytes) -> None:
+    for h in hashers:
+        h.update(data)
+
+
 def quote(name: str) -> str:
     """Quote a container or object name for a request path."""
     return urlparse.quote(name, safe="/")

@@ -39,6 +39,7 @@ from storaged.objectstore.driver import ScrubFinding
 from storaged.objectstore.driver import ScrubReport
 from storaged.objectstore.drivers import swift_client
 from storaged.objectstore.drivers.swift_client import META
+from storaged.objectstore.drivers.swift_client import hash_update
 from storaged.objectstore.drivers.swift_client import quote
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class Scrubber:
                         ) from err
                 if not data:
                     break
-                h.update(data)
+                hash_update([h], data)
                 got += len(data)
             report.checked += 1
             report.bytes_checked += got
