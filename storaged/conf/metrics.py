@@ -26,13 +26,14 @@ METRICS_OPTS = [
 Address every daemon of this node serves ``/metrics`` on (each on the
 ``metrics_port`` of its own group).
 
-The endpoint has no authentication and shows no secrets, but it tells who
-looks what the node does: keep it on a management network, or on the
-loopback address (the default) behind a local Prometheus agent.
+The endpoint has no authentication and shows no secrets, but it tells
+anyone who can reach it what the node is doing: keep it on a management
+network, or on the loopback address (the default) behind a local
+Prometheus agent.
 
 Related options:
-    * ``[api] metrics_port``, ``[sync] metrics_port``, ``[cache]
-      metrics_port``, ``[heartbeat] metrics_port``, ``[expirer] metrics_port``
+    * ``metrics_port`` in ``[api]``, ``[sync]``, ``[cache]``,
+      ``[heartbeat]`` and ``[expirer]``
 """,
     ),
     cfg.StrOpt(
