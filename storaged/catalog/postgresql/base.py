@@ -98,6 +98,47 @@ ON CONFLICT (container_id, name) DO UPDATE SET row_id = excluded.row_id,
     deleted = excluded.deleted, backend = excluded.backend,
     location = excluded.location, metadata = excluded.metadata
 """
+# A PUT or DELETE decided and written by the server in one statement, sent
+# right after the statement that locks the container's row (so its snapshot
+# is taken once the lock is held, see SELECT_OBJECT_FOR_WRITE): it writes
+# only if the container is live and no row of the name is as new, and then
+# moves the counts, records the replaced data as garbage and gives the row
+# the next row id.  Returns one row when it wrote.
+PUT_ROW: Final = f"""
+WITH k AS (
+    SELECT c.id FROM containers c WHERE {WHERE_NAME}
+), old AS (
+    SELECT o.created_at, o.deleted, o.backend, o.location, o.size
+    FROM objects o, k WHERE o.container_id = k.id AND o.name = %(name)s
+), old_live AS (
+    SELECT * FROM old WHERE NOT deleted
+), freed AS (
+    SELECT * FROM old_live WHERE location <> ''
+        AND (backend, location) <> (%(backend)s, %(location)s)
+), c AS (
+    UPDATE containers SET max_row = greatest(max_row, 0) + 1, version = version + 1,
+        object_count = object_count + %(live)s - (SELECT count(*) FROM old_live),
+        bytes_used = bytes_used + %(size)s
+            - coalesce((SELECT sum(size) FROM old_live), 0),
+        garbage_count = garbage_count + (SELECT count(*) FROM freed)
+    WHERE id = (SELECT id FROM k) AND put_timestamp > delete_timestamp
+        AND NOT EXISTS (SELECT 1 FROM old WHERE created_at >= %(created_at)s)
+    RETURNING id, max_row
+), garbage_row AS (
+    INSERT INTO garbage (container_id, backend, location, added_at)
+    SELECT c.id, freed.backend, freed.location, %(now)s FROM c, freed
+)
+INSERT INTO objects AS o (container_id, name, row_id, created_at, size,
+    content_type, etag, deleted, backend, location, metadata)
+SELECT c.id, %(name)s, c.max_row, %(created_at)s, %(size)s, %(content_type)s,
+    %(etag)s, %(deleted)s, %(backend)s, %(location)s, %(metadata)s FROM c
+ON CONFLICT (container_id, name) DO UPDATE SET row_id = excluded.row_id,
+    created_at = excluded.created_at, size = excluded.size,
+    content_type = excluded.content_type, etag = excluded.etag,
+    deleted = excluded.deleted, backend = excluded.backend,
+    location = excluded.location, metadata = excluded.metadata
+RETURNING row_id
+"""  # noqa: S608
 RECLAIM_BATCH: Final = 1000
 
 

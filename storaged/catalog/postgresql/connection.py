@@ -183,18 +183,22 @@ class Connections:
         self._give_back(conn)
         return result
 
-    def transaction(self, work: Callable[[Conn], T], pipeline: bool = False) -> T:
+    def transaction(self, work: Callable[[Conn], T], batch: bool = False) -> T:
         """Run ``work(conn)`` in one transaction; commit when it returns.
 
         An exception from ``work`` rolls the transaction back and goes up
         (a database error as a storaged one).  A serialization failure or
         deadlock runs ``work`` again, in a new transaction.
 
-        :param pipeline: run in psycopg's pipeline mode: statements are sent
-            without waiting for the previous one's result until one is
-            fetched, and ``BEGIN`` and ``COMMIT`` ride along with the
-            statements next to them.  ``work`` must read results only with
-            ``fetch*`` (a ``rowcount`` is not known before a fetch).
+        :param batch: send every statement of ``work`` in one round trip
+            (psycopg's pipeline mode, one ``Sync`` at the end).  PostgreSQL
+            runs the statements before a ``Sync`` as one implicit
+            transaction, committed at the ``Sync`` (or rolled back whole
+            when one fails, the rest skipped), so no ``BEGIN`` and
+            ``COMMIT`` round trips are needed.  ``work`` must only *send*
+            statements and return their cursors, to be read after this
+            returns: reading a result inside would send a ``Sync`` and
+            commit the transaction half-way.
         """
         if self._closed:
             raise exception.CatalogError(
@@ -207,9 +211,10 @@ class Connections:
                 raise self._translate(err) from err
             try:
                 with contextlib.ExitStack() as stack:
-                    if pipeline:
+                    if batch:
                         stack.enter_context(conn.pipeline())
-                    stack.enter_context(conn.transaction())
+                    else:
+                        stack.enter_context(conn.transaction())
                     result = work(conn)
             except _RETRY as err:
                 conn.close()

@@ -21,6 +21,7 @@ from storaged.catalog.metadata import SYNC_TO_KEY
 from storaged.catalog.metadata import check_container_metadata
 from storaged.catalog.metadata import live_values
 from storaged.catalog.postgresql.base import OBJECT_COLS
+from storaged.catalog.postgresql.base import PUT_ROW
 from storaged.catalog.postgresql.base import SELECT_OBJECT_FOR_WRITE
 from storaged.catalog.postgresql.base import SELECT_STATE
 from storaged.catalog.postgresql.base import WHERE_NAME
@@ -230,8 +231,7 @@ class PostgresContainerBroker(UpkeepMixin):
 
         ``decide`` gets the row of :data:`SELECT_OBJECT_FOR_WRITE` (all
         None when the name has none) and returns the new row's fields, or
-        None to write nothing.  Runs in pipeline mode: the lock and the
-        read go in one round trip, the writes and the commit in another.
+        None to write nothing.
         """
         params = {**self._names, "name": name}
 
@@ -267,7 +267,7 @@ class PostgresContainerBroker(UpkeepMixin):
                 )
             return True
 
-        return self._conns.transaction(work, pipeline=True)
+        return self._conns.transaction(work)
 
     def put_object(
         self,
@@ -302,7 +302,30 @@ class PostgresContainerBroker(UpkeepMixin):
                 prefix=names.OBJECT_META_PREFIX, limits=self.limits, raw_values=True,
             )),
         }
-        return self._write_object(name, ts, lambda old: new)
+        return self._put_row(name, ts, new)
+
+    def _put_row(self, name: str, ts: Timestamp, new: dict[str, Any]) -> bool:
+        """Write a PUT's or DELETE's row if it is the newest: one round trip.
+
+        The lock, the write (:data:`PUT_ROW`, which decides on the server)
+        and the commit go in one batch (see :meth:`Connections.transaction`);
+        the results are read once they have all come back.
+        """
+        params = {
+            **self._names, **new, "name": name, "created_at": ts.internal,
+            "live": int(not new["deleted"]), "now": time.time(),
+        }
+
+        def work(conn: Conn) -> tuple[Any, Any]:
+            locking = conn.execute(SELECT_STATE + " FOR UPDATE", self._names)
+            return locking, conn.execute(PUT_ROW, params)
+
+        locking, writing = self._conns.transaction(work, batch=True)
+        row = locking.fetchone()
+        if row is None:
+            raise self._not_found()
+        self._require_alive(state_of(row)[2])
+        return writing.fetchone() is not None
 
     def delete_object(self, name: str | bytes, timestamp: TimestampLike) -> bool:
         """Record a delete as a tombstone if it is the newest."""
@@ -310,7 +333,7 @@ class PostgresContainerBroker(UpkeepMixin):
         ts = Timestamp(timestamp)
         new = {"size": 0, "content_type": "", "etag": "", "backend": "",
                "location": "", "deleted": True, "metadata": "{}"}
-        return self._write_object(name, ts, lambda old: new)
+        return self._put_row(name, ts, new)
 
     def update_object_metadata(
         self,
