@@ -889,6 +889,19 @@ def report(kind: str, bench: Bench, describe: str) -> list[str]:
 # -- running ------------------------------------------------------------------
 
 
+def swift_version(cluster: swift_cluster.SwiftCluster) -> str:
+    """The version the proxy reports in ``/info``."""
+    conn = http.client.HTTPConnection("127.0.0.1", cluster.proxy_port, timeout=10)
+    try:
+        conn.request("GET", "/info")
+        info = json.loads(conn.getresponse().read())
+        return str(info.get("swift", {}).get("version", "?"))
+    except (OSError, ValueError, http.client.HTTPException):
+        return "?"
+    finally:
+        conn.close()
+
+
 def make_contenders(
     kind: str,
     cluster: swift_cluster.SwiftCluster,
@@ -941,8 +954,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         cluster.start()
         print(
-            f"Swift cluster at {cluster.endpoint} (Swift and S3),"
-            f" started in {time.monotonic() - began:.0f} s"
+            f"Swift {swift_version(cluster)} cluster at {cluster.endpoint}"
+            f" (Swift and S3), started in {time.monotonic() - began:.0f} s"
         )
         shim = KeystoneShim(cluster)
         settings = Settings(args)
