@@ -43,6 +43,7 @@ from typing import Any
 from urllib import parse as urlparse
 
 from storaged import concurrency
+from storaged.objectstore.drivers.http import redact
 
 LOG = logging.getLogger(__name__)
 
@@ -340,11 +341,15 @@ class SwiftClient:
             "v1 auth",
         )  # fmt: skip
         if status // 100 != 2:
-            raise AuthError(f"v1 auth at {s.auth_url} answered HTTP {status} {reason}")
+            raise AuthError(
+                f"v1 auth at {redact(s.auth_url)} answered HTTP {status} {reason}"
+            )
         token = headers.get("x-auth-token") or headers.get("x-storage-token")
         url = headers.get("x-storage-url")
         if not token or not url:
-            raise AuthError(f"v1 auth at {s.auth_url} gave no token or storage URL")
+            raise AuthError(
+                f"v1 auth at {redact(s.auth_url)} gave no token or storage URL"
+            )
         expires = None
         ttl = headers.get("x-auth-token-expires", "")
         if ttl.replace(".", "", 1).isdigit():
@@ -392,22 +397,24 @@ class SwiftClient:
             "v3 auth",
         )
         if status // 100 != 2:
-            raise AuthError(f"v3 auth at {url} answered HTTP {status} {reason}")
+            raise AuthError(f"v3 auth at {redact(url)} answered HTTP {status} {reason}")
         token = headers.get("x-subject-token")
         try:
             doc = json.loads(raw)["token"]
             catalog = doc.get("catalog") or []
         except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise AuthError(f"v3 auth at {url}: unreadable token document") from err
+            raise AuthError(
+                f"v3 auth at {redact(url)}: unreadable token document"
+            ) from err
         if not token:
-            raise AuthError(f"v3 auth at {url} gave no X-Subject-Token")
+            raise AuthError(f"v3 auth at {redact(url)} gave no X-Subject-Token")
         storage_url = pick_endpoint(
             catalog, s.service_type, INTERFACES[s.endpoint_type], s.region_name
         )
         if storage_url is None:
             raise AuthError(
-                f"v3 auth at {url}: the catalog has no {s.endpoint_type} endpoint of "
-                f"type {s.service_type}"
+                f"v3 auth at {redact(url)}: the catalog has no "
+                f"{s.endpoint_type} endpoint of type {s.service_type}"
                 + (f" in region {s.region_name}" if s.region_name else "")
             )
         return Auth(
@@ -441,7 +448,7 @@ class SwiftClient:
                 if attempt < self.retries:
                     self._pause(attempt)
                     continue
-                raise _transport(f"{what} at {url}", err) from err
+                raise _transport(f"{what} at {redact(url)}", err) from err
             conn.close()
             if resp.status in RETRY_STATUSES and attempt < self.retries:
                 self._pause(attempt)

@@ -348,6 +348,14 @@ def test_refused_token_is_renewed_once(build):
     assert store.client.auth().token != "AUTH_tk" + "0" * 32
 
 
+def test_credentials_in_the_auth_url_are_masked(build, swift_cluster):
+    url = swift_cluster.auth_url.replace("http://", "http://someone:hunter2@")
+    store = build(auth_url=url.replace("/auth/v1.0", "/nowhere"))
+    with pytest.raises(exception.BackendUnavailable) as info:
+        store.verify_store()
+    assert "hunter2" not in str(info.value) and "***" in str(info.value)
+
+
 def test_wrong_key_is_backend_unavailable(build):
     store = build(key="wrong")
     with pytest.raises(exception.BackendUnavailable) as info:
