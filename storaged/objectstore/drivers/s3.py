@@ -55,6 +55,7 @@ from urllib import parse as urlparse
 
 from oslo_config import cfg
 
+from storaged import concurrency
 from storaged import exception
 from storaged.objectstore import hashing
 from storaged.objectstore import names
@@ -78,6 +79,24 @@ META_DIGEST = "storaged-digest"
 META_RECORD = "storaged-record"
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+
+
+#: data at least this long is hashed in the thread pool under eventlet (a
+#: MiB of sha256 takes milliseconds the hub would stall for otherwise).
+HASH_OFFLOAD = 256 * 1024
+
+
+def hash_update(hashers: list[Any], data: bytes) -> None:
+    """Feed ``data`` to each hash, off the eventlet hub when it is large."""
+    if len(data) >= HASH_OFFLOAD:
+        concurrency.run_blocking(_update_all, hashers, data)
+    else:
+        _update_all(hashers, data)
+
+
+def _update_all(hashers: list[Any], data: bytes) -> None:
+    for h in hashers:
+        h.update(data)
 
 
 class NoDigest(exception.CorruptObject):
@@ -549,7 +568,7 @@ class S3Chunks:
                 f"{self._length - self._remaining} of {self._length} bytes",
             )
         if self._hasher is not None:
-            self._hasher.update(data)
+            hash_update([self._hasher], data)
         self._remaining -= len(data)
         return data
 

@@ -135,8 +135,7 @@ class Upload:
     def _take(self, chunk: bytes) -> None:
         self.written += len(chunk)
         self._check_size(final=False)
-        for hasher in self.hashers:
-            hasher.update(chunk)
+        s3.hash_update(self.hashers, chunk)
 
     def _check_size(self, final: bool) -> None:
         if self.size is None:
