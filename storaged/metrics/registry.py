@@ -62,6 +62,10 @@ class Metrics:
         self._metrics: dict[str, Any] = {}
         self._labels: dict[str, tuple[str, ...]] = {}
         self._collectors: dict[str, Any] = {}
+        self._gauges: dict[str, bool] = {}
+        # (name, label items) -> child: prometheus_client's labels() checks
+        # and sorts on every call, on the path of every request.
+        self._children: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
 
     # -- declaring ----------------------------------------------------------
@@ -109,6 +113,7 @@ class Metrics:
                 registry=self.registry, **kw,
             )
             self._labels[name] = tuple(labels)
+            self._gauges[name] = kind is prometheus_client.Gauge
 
     def collector(self, key: str, collector: Any) -> None:
         """Register a custom collector under ``key``, replacing the previous one.
@@ -129,36 +134,40 @@ class Metrics:
 
     def metric(self, name: str, **labels: str) -> Any:
         """Return the prometheus_client metric (the child of ``labels``)."""
-        metric = self._metrics[name]
-        return metric.labels(**labels) if labels else metric
+        if not labels:
+            return self._metrics[name]
+        key = (name, *labels.items())
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._metrics[name].labels(**labels)
+        return child
 
     # -- updating -----------------------------------------------------------
 
     def incr(self, name: str, n: float = 1, **labels: str) -> None:
         """Add ``n`` to a counter (or a gauge); statsd: a counter (a gauge delta)."""
-        if n < 0 and name in self._metrics and not isinstance(
-            self._metrics[name], prometheus_client.Gauge
-        ):
+        gauge = self._gauges[name]
+        if n < 0 and not gauge:
             raise ValueError("a counter cannot go down: %s" % name)
         self.metric(name, **labels).inc(n)
-        if isinstance(self._metrics[name], prometheus_client.Gauge):
-            # statsd's gauge delta: a signed value.
-            self._statsd(name, n, statsd_mod.GAUGE_DELTA, labels)
-        else:
-            self._statsd(name, n, statsd_mod.COUNTER, labels)
+        if self.statsd is not None:
+            # A gauge's change is statsd's gauge delta: a signed value.
+            self._statsd(name, n, statsd_mod.GAUGE_DELTA if gauge
+                         else statsd_mod.COUNTER, labels)
 
     def observe(self, name: str, value: float, **labels: str) -> None:
         """Record one value in a histogram; statsd: a timing in ms."""
         self.metric(name, **labels).observe(value)
-        if name.endswith("_seconds"):
-            self._statsd(name, value * 1000.0, statsd_mod.TIMING, labels)
-        else:
+        if self.statsd is not None:
+            if name.endswith("_seconds"):
+                value *= 1000.0
             self._statsd(name, value, statsd_mod.TIMING, labels)
 
     def set(self, name: str, value: float, **labels: str) -> None:
         """Set a gauge; statsd: a gauge event."""
         self.metric(name, **labels).set(value)
-        self._statsd(name, value, statsd_mod.GAUGE, labels)
+        if self.statsd is not None:
+            self._statsd(name, value, statsd_mod.GAUGE, labels)
 
     def _statsd(
         self, name: str, value: float, kind: str, labels: dict[str, str]
