@@ -323,7 +323,7 @@ class SwiftStore(Driver):
                         object_id, container, feed, None, upload, data, meta
                     )
             elif size <= self._large:
-                self._stream_put(path, what, feed, size, meta)
+                self._stream_put(path, what, feed, size, upload, meta)
             else:
                 self._add_large(object_id, container, feed, size, upload, b"", meta)
         except exception.ObjectNotFound as err:
@@ -373,7 +373,7 @@ class SwiftStore(Driver):
         return resp.status // 100 == 2 and resp.headers.get(META + "upload") == upload
 
     def _stream_put(
-        self, path: str, what: str, feed: Feed, size: int, meta: Any
+        self, path: str, what: str, feed: Feed, size: int, upload: str, meta: Any
     ) -> None:
         """PUT a known size as it comes, then record its digest."""
 
@@ -389,9 +389,22 @@ class SwiftStore(Driver):
             if held:
                 yield held
 
-        headers = {"If-None-Match": "*", "Content-Length": str(size)}
-        with self.errors(what):
-            self.client.request("PUT", path, headers, body())
+        headers = {
+            "If-None-Match": "*",
+            "Content-Length": str(size),
+            "X-Object-Meta-Storaged-Upload": upload,
+        }
+        try:
+            with self.errors(what):
+                self.client.request("PUT", path, headers, body())
+        except exception.BackendUnavailable:
+            # No answer: Swift may have stored it all the same.
+            with contextlib.suppress(
+                exception.StoreError, swift_client.SwiftClientError
+            ):
+                if self._ours(path, upload):
+                    self._remove(path, what)
+            raise
         try:
             with self.errors(what):
                 self.client.request("POST", path, meta())

@@ -530,6 +530,11 @@ class SwiftClient:
                     self._pause(attempt - 1)
                     continue
                 raise _transport(what, err) from err
+            except BaseException:
+                # e.g. the body's iterator failed: Swift must not get the rest
+                if conn is not None:
+                    conn.close()
+                raise
             status = resp.status
             if status == 401 and not reauthed:
                 _drain(resp, conn, pool)

@@ -454,6 +454,23 @@ def test_a_put_whose_answer_was_lost_is_recognised(build, fault_proxy, size):
         store.add(object_id, io.BytesIO(data), size)
 
 
+def test_a_streamed_put_whose_answer_was_lost_is_removed(
+    build, fault_proxy, swift_cluster
+):
+    """A streamed body is not sent again: the add fails and leaves nothing."""
+    store = build(auth_url=_via(fault_proxy), retries=2)
+    store.add(_id(), io.BytesIO(b"x"), 1)  # the container exists now
+    object_id = _id()
+    data = _data(CHUNK + 10)
+    fault_proxy.fail(1, methods={"PUT"}, lose=True, path_contains=object_id)
+    with pytest.raises(exception.BackendUnavailable):
+        store.add(object_id, io.BytesIO(data), len(data))
+    assert fault_proxy.failures == 0
+    assert object_id not in hs.names(swift_cluster, store.container_name)
+    result = store.add(object_id, io.BytesIO(data), len(data))
+    assert b"".join(store.get(result.location, verify=True)[0]) == data
+
+
 def test_a_delete_whose_answer_was_lost_succeeds(build, fault_proxy):
     store = build(auth_url=_via(fault_proxy), retries=2)
     result = store.add(_id(), io.BytesIO(b"abc"), 3)
