@@ -22,12 +22,13 @@ from storaged.conf import default
 from storaged.conf import expirer
 from storaged.conf import heartbeat
 from storaged.conf import kvs
+from storaged.conf import metrics
 from storaged.conf import sync
 from storaged.objectstore import backend
 
 #: every option module, in the order of the sample configuration.
 MODULES = (default, daemon, kvs, catalog, backend, cache, coordination,
-           heartbeat, api, sync, expirer)
+           heartbeat, api, sync, expirer, metrics)
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

@@ -67,8 +67,9 @@ GROUP = cfg.OptGroup(
 The object store: back ends that keep object data.
 
 Each back end listed in ``[DEFAULT] enabled_backends`` has its own section,
-named after its id, with the options of its type (see the ``[file]`` and
-``[http]`` sections of this sample for what each type accepts).
+named after its id, with the options of its type (see the ``[file]``,
+``[http]``, ``[swift]`` and ``[s3]`` sections of this sample for what each
+type accepts).
 """,
 )
 
@@ -88,8 +89,10 @@ Possible values:
     * ``ID:TYPE`` pairs, e.g. ``local:file, fast:file, mirror:http``
     * ID: a letter, then up to 63 letters, digits, ``_`` or ``-``; unique,
       and not the name of another section (``store``, ``kvs``, ...)
-    * TYPE: ``file`` (local or mounted directories, read-write) or
-      ``http`` (read-only HTTP(S) URLs)
+    * TYPE: ``file`` (local or mounted directories, read-write),
+      ``http`` (read-only HTTP(S) URLs), ``swift`` (a container of an
+      OpenStack Swift account, read-write) or ``s3`` (an S3 bucket, through
+      boto3: install storaged's ``s3`` extra)
 
 Related options:
     * ``[store] default_backend``, ``[store] reserved_backends``

@@ -16,7 +16,7 @@ from storaged.objectstore import backend as store_conf
 
 CACHE_OPTIONS = [
     "cache_dir", "clean_interval", "fill_wait_timeout", "invalid_grace",
-    "low_watermark", "max_size", "metadata_store", "min_free_space",
+    "low_watermark", "max_size", "metadata_store", "metrics_port", "min_free_space",
     "prefetch_interval", "prune_interval", "shared_dir", "stall_time",
 ]
 

@@ -54,7 +54,7 @@ BAD_FILES = [
     ("[kvs]\nbackend = redis://localhost\n", "F: [kvs] backend: unknown option"),
     ("[kvss]\nbackend_url = redis://localhost\n",
      "F: [kvss]: unknown section (known: DEFAULT, api, cache, catalog, "
-     "coordination, daemon, expirer, heartbeat, kvs, local, store, sync)"),
+     "coordination, daemon, expirer, heartbeat, kvs, local, metrics, store, sync)"),
     ("[DEFAULT]\nstate_path = var/lib/storaged\n",
      "F: [DEFAULT] state_path: must be an absolute path, not 'var/lib/storaged'"),
     ("[DEFAULT]\nnode_id = node 1\n",

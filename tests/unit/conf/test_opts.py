@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
 EXPECTED = {
     "DEFAULT": ["concurrency_backend", "enabled_backends", "node_id", "state_path"],
     "catalog": [
-        "fallocate_reserve",
+        "backend_url", "fallocate_reserve",
         "max_account_name_length", "max_container_name_length", "max_meta_count",
         "max_meta_name_length", "max_meta_overall_size", "max_meta_value_length",
         "max_object_name_length", "path", "reclaim_age", "synchronous", "timeout",
@@ -33,12 +33,29 @@ EXPECTED = {
         "https_ca_certificates_file", "https_insecure", "max_redirects",
         "read_timeout", "weight",
     ],
+    "s3": [
+        "access_key", "addressing_style", "bucket", "cache", "chunk_size",
+        "connect_timeout", "create_bucket_on_put", "description", "endpoint_url",
+        "https_ca_certificates_file", "https_insecure", "max_concurrency",
+        "multipart_chunk_size", "multipart_threshold", "orphan_grace",
+        "read_timeout", "region_name", "request_checksum_calculation", "retries",
+        "secret_key", "weight",
+    ],
+    "swift": [
+        "auth_url", "auth_version", "cache", "chunk_size", "connect_timeout",
+        "container", "container_seed", "create_container_on_put", "description",
+        "endpoint_type", "https_ca_certificates_file", "https_insecure", "key",
+        "large_object_chunk_size", "large_object_size", "orphan_grace",
+        "project_domain_name", "project_name", "read_timeout", "region_name",
+        "retries", "service_type", "user", "user_domain_name", "weight",
+    ],
     "store": ["default_backend", "reserved_backends"],
     "kvs": ["backend_url", "default_lock_ttl", "sqlite_synchronous", "timeout"],
     "cache": [
         "cache_dir", "clean_interval", "fill_wait_timeout", "invalid_grace",
-        "low_watermark", "max_size", "metadata_store", "min_free_space",
-        "prefetch_interval", "prune_interval", "shared_dir", "stall_time",
+        "low_watermark", "max_size", "metadata_store", "metrics_port",
+        "min_free_space", "prefetch_interval", "prune_interval", "shared_dir",
+        "stall_time",
     ],
     "coordination": [
         "backend_url", "file_single_host", "heartbeat_interval",
@@ -46,19 +63,24 @@ EXPECTED = {
         "max_reconnect_backoff", "membership_ttl", "outage_log_interval",
         "partitions", "settle_time",
     ],
-    "heartbeat": ["group", "publish_interval"],
+    "heartbeat": ["group", "metrics_port", "publish_interval"],
     "api": [
         "bind_host", "bind_port", "chunk_size",
         "client_timeout", "max_clients", "max_object_size", "max_url_length",
+        "metrics_port",
         "public_url", "shutdown_timeout", "token_secret",
         "token_ttl", "verify_reads", "workers",
     ],
     "sync": [
         "allowed_sync_hosts", "batch_size", "concurrency", "container_time",
-        "group", "interval", "max_failures", "metrics_file", "realms_conf",
+        "group", "interval", "max_failures", "metrics_file", "metrics_port",
+        "realms_conf",
         "report_interval", "request_timeout", "sync_proxy",
     ],
-    "expirer": ["batch_size", "concurrency", "group", "interval"],
+    "expirer": ["batch_size", "concurrency", "group", "interval", "metrics_port"],
+    "metrics": [
+        "bind_host", "statsd_host", "statsd_port", "statsd_prefix", "textfile_dir",
+    ],
 }
 
 

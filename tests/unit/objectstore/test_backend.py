@@ -46,8 +46,8 @@ BAD = [
      "enabled_backends", "longer than 64 characters"),
     ("[DEFAULT]\nenabled_backends = a:file, b:file, a:http\n", "DEFAULT",
      "enabled_backends", "back end id 'a' is listed twice"),
-    ("[DEFAULT]\nenabled_backends = a:s3\n", "DEFAULT", "enabled_backends",
-     "unknown back end type 's3' (known: file, http)"),
+    ("[DEFAULT]\nenabled_backends = a:nfs\n", "DEFAULT", "enabled_backends",
+     "unknown back end type 'nfs' (known: file, http, s3, swift)"),
     ("[DEFAULT]\nenabled_backends = store:file\n", "DEFAULT", "enabled_backends",
      "back end id 'store' clashes with the [store] section"),
     ("[DEFAULT]\nenabled_backends = state_path:file\n", "DEFAULT", "enabled_backends",
@@ -328,7 +328,7 @@ def _prepare(tmp_path, text: str):
          "F: [a] data_dirs: 'rel' is not an absolute path"),
         ("[DEFAULT]\nenabled_backends = a:nfs\n",
          "F: [DEFAULT] enabled_backends: unknown back end type 'nfs' (known: file, "
-         "http)"),
+         "http, s3"),
         ("[DEFAULT]\nenabled_backends = a:file\n[a]\nweight = heavy\n",
          "F: [a] weight: invalid literal for int() with base 10: 'heavy'"),
         ("[DEFAULT]\nenabled_backends = a:file\n[a]\nmax_redirects = 3\n",
@@ -364,7 +364,7 @@ def test_prepare_service_accepts_a_good_file(tmp_path):
 def test_list_opts():
     listed = backend.list_opts()
     names = [getattr(g, "name", g) for g, _ in listed]
-    assert names == [None, "store", "file", "http"]
+    assert names == [None, "store", "file", "http", "s3", "swift"]
     opts = {getattr(g, "name", g): [o.name for o in group] for g, group in listed}
     assert opts[None] == ["enabled_backends"]
     assert opts["store"] == ["default_backend", "reserved_backends"]
@@ -377,6 +377,15 @@ def test_list_opts():
         "weight", "description", "cache", "connect_timeout", "read_timeout",
         "max_redirects",
         "https_ca_certificates_file", "https_insecure", "allowed_url_prefixes",
+        "chunk_size",
+    ]
+    assert opts["swift"] == [
+        "weight", "description", "cache", "auth_url", "auth_version", "user",
+        "key", "project_name", "project_domain_name", "user_domain_name",
+        "region_name", "endpoint_type", "service_type", "container",
+        "container_seed", "create_container_on_put", "large_object_size",
+        "large_object_chunk_size", "orphan_grace", "retries", "connect_timeout",
+        "read_timeout", "https_ca_certificates_file", "https_insecure",
         "chunk_size",
     ]
     file_group = listed[2][0]

@@ -46,8 +46,28 @@ def _data(n: int, salt: str = "") -> bytes:
     return bytes(out[:n])
 
 
-@pytest.fixture(params=["file", "file-sidecar", "http"])
+@pytest.fixture(params=["file", "file-sidecar", "http", "s3", "swift"])
 def harness(request, file_store_factory, http_server, http_root, http_store_factory):
+    if request.param == "swift":
+        from tests.unit.objectstore import harness_swift
+
+        store, seed, unseed = harness_swift.harness_parts(
+            request.getfixturevalue("tmp_path"),
+            request.getfixturevalue("swift_cluster"),
+            CHUNK,
+        )
+        request.addfinalizer(store.close)
+        return Harness(store, seed, unseed, "file:///etc/passwd")
+    if request.param == "s3":
+        from tests.unit.objectstore import harness_s3
+
+        store, seed, unseed = harness_s3.harness_parts(
+            request.getfixturevalue("tmp_path"),
+            request.getfixturevalue("swift_cluster"),
+            CHUNK,
+        )
+        request.addfinalizer(store.close)
+        return Harness(store, seed, unseed, "file:///etc/passwd")
     if request.param.startswith("file"):
         options = {"chunk_size": CHUNK}
         if request.param == "file-sidecar":
