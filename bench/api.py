@@ -12,8 +12,15 @@ The clients run in this process, on the same machine: on a small machine
 they compete with the server for CPU, so the figures are a floor, not the
 server's ceiling.  Nothing is asserted.
 
+``--metrics both`` measures the cost of the metrics: two servers run side
+by side, one with ``[api] metrics_port`` (prometheus_client's multiprocess
+mode, /metrics scraped once a second meanwhile) and one without, and each
+repetition runs on both, in alternating order; the table gains the
+overhead of "on" against "off" (the figures of requests/s; a target is
+<= 3%).
+
 Usage: python -m bench.api [--quick] [--backend eventlet|threading|both]
-                           [--workers N] [--reps N]
+                           [--workers N] [--reps N] [--metrics off|on|both]
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import time
 from urllib import parse as urlparse
 
 from tests.functional.api.apiserver import ApiServer
+from tests.functional.api.apiserver import free_port
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -110,43 +118,89 @@ def run_phase(server: ApiServer, token: str, container: str, op: str, size: int,
     }
 
 
+class _Scraper:
+    """Scrapes ``/metrics`` once a second, as Prometheus would, until stopped."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(1.0):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                conn.request("GET", "/metrics")
+                conn.getresponse().read()
+                conn.close()
+            except OSError:
+                pass
+
+
 def bench_backend(args: argparse.Namespace, backend: str) -> list[tuple]:
     rows = []
+    modes = ("off", "on") if args.metrics == "both" else (args.metrics,)
     with tempfile.TemporaryDirectory(prefix="storaged-bench-api-") as tmp:
-        api = {"workers": str(args.workers)}
-        server = ApiServer(tmp, backend=backend, api=api,
-                           default={"debug": "false"})
-        with server:
-            conn = server.connection()
-            _url, token = conn.get_auth()
+        servers, scrapers = {}, []
+        for mode in modes:
+            api = {"workers": str(args.workers)}
+            if mode == "on":
+                api["metrics_port"] = str(free_port())
+            os.makedirs(os.path.join(tmp, mode))
+            servers[mode] = ApiServer(os.path.join(tmp, mode), backend=backend,
+                                      api=api, default={"debug": "false"})
+        for mode, server in servers.items():
+            server.start()
+            if mode == "on":
+                scrapers.append(_Scraper(int(server.api["metrics_port"])))
+        try:
+            conns = {mode: server.connection() for mode, server in servers.items()}
+            tokens = {mode: conn.get_auth()[1] for mode, conn in conns.items()}
             for size in SIZES:
                 for clients in CONCURRENCY:
                     count = args.count_small if size == KiB else args.count_large
-                    results: dict[str, list[dict[str, float]]] = {"PUT": [], "GET": []}
+                    results: dict[tuple[str, str], list[dict[str, float]]] = {
+                        (mode, op): [] for mode in modes for op in ("PUT", "GET")}
                     for rep in range(args.reps):
-                        container = "b-%d-%d-%d" % (size, clients, rep)
-                        conn.put_container(container)
-                        tag = "o"
-                        for op in ("PUT", "GET"):
-                            results[op].append(run_phase(
-                                server, token, container, op, size, clients, count,
-                                tag))
+                        # Alternate which server goes first: a machine that
+                        # warms up or gets busier favours neither.
+                        for mode in modes if rep % 2 == 0 else modes[::-1]:
+                            container = "b-%d-%d-%d" % (size, clients, rep)
+                            conns[mode].put_container(container)
+                            for op in ("PUT", "GET"):
+                                results[(mode, op)].append(run_phase(
+                                    servers[mode], tokens[mode], container, op,
+                                    size, clients, count, "o"))
                     for op in ("PUT", "GET"):
-                        reps = results[op]
-                        rows.append((
-                            backend, op, size, clients, count,
-                            statistics.median(r["rps"] for r in reps),
-                            statistics.median(r["p50"] for r in reps),
-                            statistics.median(r["p99"] for r in reps),
-                            statistics.median(r["mbps"] for r in reps),
-                        ))
-                        print("  %-9s %-3s %7s x%-2d %8.0f req/s  p50 %7.2f ms  "
-                              "p99 %7.2f ms" % (backend, op, _size(size), clients,
-                                                 *rows[-1][5:8]), flush=True)
-            conn.close()
-            status = server.stop()
-            if status != 0:
-                print("storaged-api exited with %d" % status, file=sys.stderr)
+                        rps = {}
+                        for mode in modes:
+                            reps = results[(mode, op)]
+                            rps[mode] = statistics.median(r["rps"] for r in reps)
+                            rows.append((
+                                backend, mode, op, size, clients, count, rps[mode],
+                                statistics.median(r["p50"] for r in reps),
+                                statistics.median(r["p99"] for r in reps),
+                                statistics.median(r["mbps"] for r in reps),
+                            ))
+                            print("  %-9s %-3s %-3s %7s x%-2d %8.0f req/s  p50 %7.2f "
+                                  "ms  p99 %7.2f ms" % (
+                                      backend, mode, op, _size(size), clients,
+                                      *rows[-1][6:9]), flush=True)
+                        if len(modes) == 2:
+                            print("  %-9s metrics overhead %s %s x%d: %+.1f%%" % (
+                                backend, op, _size(size), clients,
+                                100.0 * (rps["off"] - rps["on"]) / rps["off"]),
+                                flush=True)
+            for conn in conns.values():
+                conn.close()
+        finally:
+            for scraper in scrapers:
+                scraper.stop.set()
+            for server in servers.values():
+                status = server.stop()
+                if status != 0:
+                    print("storaged-api exited with %d" % status, file=sys.stderr)
     return rows
 
 
@@ -162,6 +216,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="[api] workers (default 1)")
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
+    parser.add_argument("--metrics", choices=("off", "on", "both"), default="off",
+                        help="[api] metrics_port unset, set, or both side by side "
+                        "to measure the overhead (default off)")
     parser.add_argument("--count-small", type=int,
                         help="1 KiB objects per phase (default 2000, quick 200)")
     parser.add_argument("--count-large", type=int,
@@ -178,11 +235,22 @@ def main() -> int:
     for backend in backends:
         rows += bench_backend(args, backend)
     print()
-    print("| backend | op | size | clients | req/s | p50 ms | p99 ms | MiB/s |")
-    print("|---|---|---|---|---|---|---|---|")
-    for backend, op, size, clients, _count, rps, p50, p99, mbps in rows:
-        print("| %s | %s | %s | %d | %.0f | %.2f | %.2f | %.1f |" % (
-            backend, op, _size(size), clients, rps, p50, p99, mbps))
+    print("| backend | metrics | op | size | clients | req/s | p50 ms | p99 ms "
+          "| MiB/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for backend, mode, op, size, clients, _count, rps, p50, p99, mbps in rows:
+        print("| %s | %s | %s | %s | %d | %.0f | %.2f | %.2f | %.1f |" % (
+            backend, mode, op, _size(size), clients, rps, p50, p99, mbps))
+    if args.metrics == "both":
+        print()
+        print("| backend | op | size | clients | overhead of metrics |")
+        print("|---|---|---|---|---|")
+        on = {(r[0], r[2], r[3], r[4]): r[6] for r in rows if r[1] == "on"}
+        for r in rows:
+            if r[1] == "off":
+                key = (r[0], r[2], r[3], r[4])
+                print("| %s | %s | %s | %d | %+.1f%% |" % (
+                    r[0], r[2], _size(r[3]), r[4], 100.0 * (r[6] - on[key]) / r[6]))
     return 0
 
 
