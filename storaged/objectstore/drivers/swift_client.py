@@ -36,6 +36,7 @@ import http.client
 import json
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -202,6 +203,9 @@ class ConnectionPool:
         conn.connect()
         if conn.sock is not None:
             conn.sock.settimeout(self._read_timeout)
+            # Headers and body go out in separate sends: without this, Nagle
+            # and delayed ACKs can hold a small body back for tens of ms.
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn, False
 
     def put(self, conn: http.client.HTTPConnection) -> None:
