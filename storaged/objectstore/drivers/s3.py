@@ -29,9 +29,9 @@ reclaims.
 The HEAD and the PUT are two requests: two adds of one id at once can both
 pass the HEAD, and the last one to finish wins.  S3's conditional PUT
 (``If-None-Match: *``) would close the gap, but is not portable: AWS has it
-since 2024, Swift's ``s3api`` and older radosgw and MinIO do not, for
-multipart uploads even less.  storaged's ids are fresh UUIDs, so the race
-needs a caller that reuses an id on purpose.
+since 2024, Swift 2.30's ``s3api`` refuses it (501), other services vary.
+storaged's ids are fresh UUIDs, so the race needs a caller that reuses an
+id on purpose.
 
 **Reading** sends a GET, with a ``Range`` for ranged reads.  A verified read
 checks the digest (from the metadata, or the record) at the end and holds

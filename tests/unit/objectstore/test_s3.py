@@ -511,3 +511,13 @@ def test_flexible_checksums_over_https_need_when_required(
         assert not isinstance(info.value, exception.RetryableError)
     assert _keys(raw, store.bucket) == []
     assert _uploads(raw, store.bucket) == []
+
+
+def test_s3api_has_no_conditional_put(make_store, raw):
+    """Why an add sends a HEAD first: s3api refuses If-None-Match on PUT."""
+    store = make_store()
+    store.create_bucket()
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="NotImplemented"):
+        raw.put_object(Bucket=store.bucket, Key="k", Body=b"x", IfNoneMatch="*")
