@@ -511,7 +511,6 @@ class _LoggedBody:
             ",".join(notes) or "-",
         )
 
-
     def _measure(
         self, status: int | None, sent: int, received: int, elapsed: float
     ) -> None:

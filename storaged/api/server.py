@@ -96,9 +96,6 @@ class _EventletLog:
         LOG.debug("%s", msg.rstrip())
 
 
-# -- eventlet ------------------------------------------------------------------
-
-
 class _ConnectionGauge:
     """The ``api_open_connections`` gauge, set from the serving loop.
 
@@ -115,6 +112,9 @@ class _ConnectionGauge:
             return
         self.last = count
         self.metrics.set("api_open_connections", count)
+
+
+# -- eventlet ------------------------------------------------------------------
 
 
 def _serve_eventlet(
