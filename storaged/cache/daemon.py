@@ -126,11 +126,11 @@ class CacheRuntime:
             self.store = open_lease_store(self.conf)
         if with_objects and self.objects is None:
             from storaged import objectstore
-            from storaged.catalog import Catalog
+            from storaged.catalog.factory import open_catalog
             from storaged.objects import ObjectRepository
 
             self.objects = ObjectRepository(
-                Catalog.from_conf(self.conf),
+                open_catalog(self.conf),
                 objectstore.load_backends(self.conf),
                 cache=self.cache,
             )

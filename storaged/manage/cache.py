@@ -102,16 +102,16 @@ def _object_target(text: str) -> dict[str, str]:
 def _resolve_object(conf: cfg.ConfigOpts, text: str) -> str | None:
     """Return the entry id of a catalog object (None if it has no row)."""
     from storaged.cache import entry_id_for
-    from storaged.catalog import Catalog
     from storaged.catalog import validate_account
     from storaged.catalog import validate_container
     from storaged.catalog import validate_object
+    from storaged.catalog.factory import open_catalog
 
     account, container, name = text.split("/", 2)
     account = validate_account(account)
     container = validate_container(container)
     name = validate_object(name)
-    catalog = Catalog.from_conf(conf)
+    catalog = open_catalog(conf)
     try:
         broker = catalog.container(account, container)
         try:

@@ -46,10 +46,10 @@ def add_parsers(subparsers: Any) -> None:
 
 def _live(conf: cfg.ConfigOpts, records: list[dict[str, Any]]) -> None:
     """Refresh rows behind and sync points from this node's catalog."""
-    from storaged.catalog import Catalog
+    from storaged.catalog.factory import open_catalog
 
     try:
-        catalog = Catalog.from_conf(conf)
+        catalog = open_catalog(conf)
     except exception.StoragedError:
         return
     try:

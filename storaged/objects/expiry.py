@@ -46,13 +46,12 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 import dataclasses
 import logging
-import os
 import time
 from typing import Final
 
 from storaged import exception
-from storaged.catalog import Catalog
 from storaged.catalog import Timestamp
+from storaged.catalog.interface import CatalogAPI
 from storaged.objects.repository import ObjectInfo
 from storaged.objects.repository import ObjectRepository
 from storaged.objects.repository import PutResult
@@ -144,11 +143,11 @@ class ExpiryQueue:
     :param catalog: the queue's catalog (not the objects').
     """
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: CatalogAPI) -> None:
         self.catalog = catalog
 
     @classmethod
-    def beside(cls, objects: Catalog) -> ExpiryQueue:
+    def beside(cls, objects: CatalogAPI) -> ExpiryQueue:
         """Open the queue kept inside the objects' catalog directory."""
         limits = dataclasses.replace(
             objects.limits,
@@ -159,13 +158,7 @@ class ExpiryQueue:
                 + objects.limits.max_container_name_length + 16
             ),
         )
-        return cls(Catalog(
-            os.path.join(objects.path, QUEUE_DIR),
-            reclaim_age=objects.reclaim_age,
-            timeout=objects.timeout,
-            synchronous=objects.synchronous,
-            limits=limits,
-        ))
+        return cls(objects.sibling(QUEUE_DIR, limits=limits))
 
     def close(self) -> None:
         """Close the queue's catalog."""

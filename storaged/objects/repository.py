@@ -55,14 +55,15 @@ from oslo_config import cfg
 from storaged import exception
 from storaged import objectstore
 from storaged.cache.engine import ObjectCache
-from storaged.catalog import Catalog
-from storaged.catalog import ContainerBroker
 from storaged.catalog import ContainerInfo
 from storaged.catalog import ObjectRow
 from storaged.catalog import Timestamp
 from storaged.catalog import validate_account
 from storaged.catalog import validate_container
 from storaged.catalog import validate_object
+from storaged.catalog.factory import open_catalog
+from storaged.catalog.interface import CatalogAPI
+from storaged.catalog.interface import ContainerBrokerAPI
 from storaged.objectstore import Backends
 from storaged.objectstore.driver import Source
 
@@ -145,7 +146,7 @@ class ObjectRepository:
     """
 
     def __init__(
-        self, catalog: Catalog, backends: Backends, cache: ObjectCache | None = None
+        self, catalog: CatalogAPI, backends: Backends, cache: ObjectCache | None = None
     ) -> None:
         self.catalog = catalog
         self.backends = backends
@@ -156,7 +157,7 @@ class ObjectRepository:
         """Build the catalog, the back ends and the cache from a configuration."""
         backends = objectstore.load_backends(conf)
         return cls(
-            Catalog.from_conf(conf), backends, ObjectCache.for_backends(conf, backends)
+            open_catalog(conf), backends, ObjectCache.for_backends(conf, backends)
         )
 
     def close(self) -> None:
@@ -463,7 +464,7 @@ class ObjectRepository:
         except exception.StoragedError as err:
             LOG.warning("Could not remove unreferenced data on %s: %s", backend, err)
 
-    def _collect(self, broker: ContainerBroker) -> None:
+    def _collect(self, broker: ContainerBrokerAPI) -> None:
         try:
             broker.collect_garbage(self._delete_data)
         except exception.StoragedError as err:

@@ -69,10 +69,10 @@ from typing import Final
 
 from storaged import concurrency
 from storaged import exception
-from storaged.catalog import Catalog
-from storaged.catalog import ContainerBroker
 from storaged.catalog import ObjectRow
 from storaged.catalog import Timestamp
+from storaged.catalog.interface import CatalogAPI
+from storaged.catalog.interface import ContainerBrokerAPI
 from storaged.objects import expiry
 from storaged.objects.repository import ObjectRepository
 from storaged.sync import client as client_mod
@@ -348,7 +348,7 @@ class SyncEngine:
 
     def __init__(
         self,
-        catalog: Catalog,
+        catalog: CatalogAPI,
         objects: ObjectRepository,
         realms: realms_mod.Realms,
         http: client_mod.HttpClient,
@@ -403,7 +403,7 @@ class SyncEngine:
 
     def _sync(
         self,
-        broker: ContainerBroker,
+        broker: ContainerBrokerAPI,
         view: View,
         report: ContainerReport,
         stopping: Callable[[], bool],
@@ -483,7 +483,7 @@ class SyncEngine:
 
     def _stage(
         self,
-        broker: ContainerBroker,
+        broker: ContainerBrokerAPI,
         tclient: client_mod.TargetClient,
         report: ContainerReport,
         start: int,
@@ -554,7 +554,7 @@ class SyncEngine:
         return window.point
 
     def _rows(
-        self, broker: ContainerBroker, start: int, end: int | None
+        self, broker: ContainerBrokerAPI, start: int, end: int | None
     ) -> Iterator[ObjectRow]:
         point = start
         size = self.settings.batch_size
@@ -572,7 +572,7 @@ class SyncEngine:
 
     def _row(
         self,
-        broker: ContainerBroker,
+        broker: ContainerBrokerAPI,
         tclient: client_mod.TargetClient,
         report: ContainerReport,
         row: ObjectRow,
@@ -607,7 +607,7 @@ class SyncEngine:
 
     def _put(
         self,
-        broker: ContainerBroker,
+        broker: ContainerBrokerAPI,
         tclient: client_mod.TargetClient,
         report: ContainerReport,
         row: ObjectRow,
@@ -664,7 +664,7 @@ class SyncEngine:
         report.add("bytes", size)
 
     @staticmethod
-    def _current(broker: ContainerBroker, row: ObjectRow) -> ObjectRow | None:
+    def _current(broker: ContainerBrokerAPI, row: ObjectRow) -> ObjectRow | None:
         """The object's row now, if it is still the change being pushed."""
         current = concurrency.run_blocking(broker.get_object, row.name)
         if current is None or current.created_at != row.created_at:
@@ -672,7 +672,7 @@ class SyncEngine:
         return current
 
     def _body(
-        self, broker: ContainerBroker, row: ObjectRow
+        self, broker: ContainerBrokerAPI, row: ObjectRow
     ) -> tuple[client_mod.Body, int]:
         """Open the object's data: bytes for a small object, else chunks."""
         cache = self.objects.cache
