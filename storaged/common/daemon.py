@@ -550,8 +550,8 @@ def run_daemon(
 ) -> int:
     """Run a periodic daemon: one pass with ``--once``, else the service.
 
-    Metrics: unless the command set them up already (it must, when the
-    worker holds them), this process's are made here
+    Metrics: unless the command set them up already from ``conf`` (it
+    must, when the worker holds them), this process's are made here
     (:func:`storaged.metrics.setup`): the service serves them on the
     ``metrics_port`` of ``metrics_group`` (the worker's name when None, if
     such a group has the option); ``--once`` writes them to ``[metrics]
@@ -562,7 +562,7 @@ def run_daemon(
     """
     if notifier is None:
         notifier = systemd.Notifier.from_environ()
-    if not metrics_mod.configured():
+    if not metrics_mod.configured(conf):
         group = metrics_group or worker.name
         metrics_mod.setup(
             conf, worker.name,

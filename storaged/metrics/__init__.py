@@ -51,6 +51,7 @@ class _State:
         self.multiproc_dir: str | None = None
         self.textfile: str | None = None
         self.configured = False
+        self.conf: Any = None
 
 
 _state = _State()
@@ -99,6 +100,7 @@ def setup(
         )
     _state.metrics = Metrics(daemon, statsd=client)
     _state.configured = True
+    _state.conf = conf
     return _state.metrics
 
 
@@ -120,9 +122,9 @@ def _options(conf: Any) -> Any:
         return _Defaults()
 
 
-def configured() -> bool:
-    """Tell whether :func:`setup` made this process's metrics."""
-    return _state.configured
+def configured(conf: Any = None) -> bool:
+    """Tell whether :func:`setup` made this process's metrics (from ``conf``)."""
+    return _state.configured and (conf is None or _state.conf is conf)
 
 
 def process() -> Metrics:

@@ -262,3 +262,29 @@ def test_gauge_changes_are_statsd_gauge_deltas(udp):
     assert value(m, "storaged_in_progress") == 0
     assert [udp.recv(512).decode() for _ in range(2)] == [
         "api.in_progress:+1|g", "api.in_progress:-1|g"]
+
+
+def _daemon_conf(tmp_path, textfiles):
+    from storaged.common import config
+
+    path = tmp_path / "storaged.conf"
+    path.write_text("[DEFAULT]\nstate_path = %s\nnode_id = n1\n[metrics]\n"
+                    "textfile_dir = %s\n" % (tmp_path / "state", textfiles))
+    return config.prepare_service(
+        ["--config-file", str(path), "--once"], prog="t", setup_logging=False,
+        cli_opts=[daemon_mod.ONCE_OPT], conf=cfg.ConfigOpts())
+
+
+def test_run_daemon_once_writes_its_textfile(tmp_path):
+    for run in ("one", "two"):
+        # Each run with its own configuration: nothing carried over.
+        textfiles = tmp_path / run
+        textfiles.mkdir()
+        conf = _daemon_conf(tmp_path, textfiles)
+        status = daemon_mod.run_daemon(conf, _Worker(fail=(3,)), lambda: 1.0, None)
+        assert status == 1
+        text = (textfiles / "demo-n1.prom").read_text()
+        assert 'storaged_passes_total{daemon="demo",outcome="failed"} 1.0' in text
+        assert ('storaged_pass_items_total{daemon="demo",outcome="succeeded"} 3.0'
+                in text)
+        assert "storaged_last_success_timestamp_seconds{" not in text
