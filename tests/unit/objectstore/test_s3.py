@@ -521,3 +521,24 @@ def test_s3api_has_no_conditional_put(make_store, raw):
 
     with pytest.raises(ClientError, match="NotImplemented"):
         raw.put_object(Bucket=store.bucket, Key="k", Body=b"x", IfNoneMatch="*")
+
+
+def test_concurrent_adds_from_threads(make_store, raw):
+    """One store (one boto3 client) serves adds from several threads at once."""
+    import concurrent.futures
+
+    store = _multipart_store(make_store, max_concurrency=2)
+    objects = {uuid.uuid4().hex: _data(n, str(n)) for n in (10, 6 * MiB, 0, 11 * MiB)}
+    objects.update({uuid.uuid4().hex: _data(1000 + i, str(i)) for i in range(4)})
+
+    def add(object_id: str) -> str:
+        data = objects[object_id]
+        return store.add(object_id, iter([data[:MiB], data[MiB:]]), None).location
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        locations = dict(zip(objects, pool.map(add, list(objects)), strict=True))
+    for object_id, location in locations.items():
+        chunks, _n = store.get(location, verify=True)
+        assert b"".join(chunks) == objects[object_id]
+    assert _uploads(raw, store.bucket) == []
+    assert store.scrub().clean
