@@ -16,4 +16,6 @@ from storaged import concurrency
 
 concurrency.setup("threading")
 
-pytest_plugins = ["tests.servers"]
+# The fixtures of the servers the tests start; the Swift cluster is one per
+# test session, whichever directories its tests are in.
+pytest_plugins = ["tests.servers", "tests.swift_cluster"]

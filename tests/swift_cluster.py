@@ -36,7 +36,9 @@ that dies without stopping the cluster takes the servers with it: no
 orphan keeps a port.
 
 The pytest fixture :func:`swift_cluster` shares one cluster per test
-session; a ``conftest.py`` imports it where tests need it.  When Swift or
+session, whichever directories its tests are in (this module is a pytest
+plugin of ``tests/conftest.py``; importing the fixture into a
+``conftest.py`` would start a cluster per directory).  When Swift or
 memcached is not installed the tests that need them are skipped, and fail
 instead in CI (``CI`` set) or with ``STORAGED_REQUIRE_SERVERS=1``.
 """

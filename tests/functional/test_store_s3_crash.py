@@ -38,7 +38,6 @@ import pytest
 from storaged import concurrency
 from storaged import exception
 from storaged.objectstore.drivers import s3 as s3_driver
-from tests.swift_cluster import swift_cluster  # noqa: F401
 from tests.unit.objectstore import harness_s3
 from tests.unit.objectstore.conftest import make_conf
 
@@ -176,7 +175,7 @@ def _segments(cluster, bucket: str) -> list:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", concurrency.BACKENDS)
-def test_sigkill_during_multipart_adds(tmp_path, swift_cluster, backend):  # noqa: F811
+def test_sigkill_during_multipart_adds(tmp_path, swift_cluster, backend):
     options = harness_s3.options(swift_cluster, orphan_grace=0, **OPTIONS)
     bucket = options["bucket"]
     text = "[DEFAULT]\nenabled_backends = obj:s3\n[obj]\n"

@@ -33,7 +33,6 @@ import uuid
 import pytest
 
 from storaged import exception
-from tests.swift_cluster import swift_cluster  # noqa: F401 - the fixture
 from tests.unit.objectstore import harness_swift as hs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -132,7 +131,7 @@ TRIALS = [
 
 def test_killed_large_add_leaves_no_object_and_scrub_reclaims(
     tmp_path,
-    swift_cluster,  # noqa: F811 - the fixture imported above
+    swift_cluster,
 ):
     container = hs.new_container()
     config = _write_config(tmp_path, swift_cluster, container)

@@ -18,7 +18,6 @@ from tests.servers import POSTGRES_ENV
 from tests.servers import RedisServer
 from tests.servers import ServerMissing
 from tests.servers import skip_or_fail
-from tests.swift_cluster import swift_cluster  # noqa: F401
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from storaged.conf import default as default_conf
 from storaged.objectstore import backend as store_conf
 from storaged.objectstore.drivers import file as file_driver
 from storaged.objectstore.drivers import http as http_driver
-from tests.swift_cluster import swift_cluster  # noqa: F401
 from tests.unit.objectstore import httpserver
 
 
