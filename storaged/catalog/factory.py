@@ -120,6 +120,14 @@ def open_catalog(
 
         catalog = PostgresCatalog(where, path=group.path, **common)
     if name is not None:
-        main, catalog = catalog, catalog.sibling(name, limits=limits)
-        main.close()
+        main = catalog
+        try:
+            catalog = main.sibling(name, limits=limits)
+        except ValueError as err:
+            raise exception.ConfigError(
+                f"no room for the catalog {name!r} beside it: {err}",
+                group="catalog", option="backend_url",
+            ) from None
+        finally:
+            main.close()
     return catalog

@@ -85,6 +85,9 @@ class PostgresCatalog:
         """Open a catalog of its own in the schema ``<schema>_<name>``.
 
         Same database and settings; local files under ``<path>/<name>``.
+
+        :raises ValueError: ``<schema>_<name>`` is not a valid schema name
+            (longer than 63 characters, say).
         """
         return PostgresCatalog(
             self.url,

@@ -33,8 +33,6 @@ import logging
 import math
 import os
 import random
-import threading
-import time
 from typing import Any
 from typing import Final
 from typing import TypeVar
@@ -42,6 +40,7 @@ from typing import TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 
+from storaged import concurrency
 from storaged import exception
 from storaged.catalog.postgresql import schema as schema_mod
 
@@ -108,7 +107,8 @@ class Connections:
             "autocommit": True,
         }
         self._idle_max = idle_max
-        self._lock = threading.Lock()
+        # Native, never green: run_blocking's OS threads share the pool.
+        self._lock = concurrency.native_module("threading").Lock()
         self._idle: list[Conn] = []
         self._inherited: list[Conn] = []
         self._pid = os.getpid()
@@ -221,7 +221,7 @@ class Connections:
                 if attempt == ATTEMPTS:
                     raise self._translate(err) from err
                 LOG.debug("Catalog transaction retried (%s)", type(err).__name__)
-                time.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311
+                concurrency.native_sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311
                 continue
             except psycopg.Error as err:
                 conn.close()

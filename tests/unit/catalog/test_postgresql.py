@@ -7,6 +7,8 @@ each in a schema of its own, dropped afterwards.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -301,3 +303,49 @@ def test_a_writer_that_waited_for_the_lock_sees_the_row_written_meanwhile(url, p
     info = b.info()
     assert (info.object_count, info.bytes_used, info.max_row) == (1, 2000, 1)
     assert b.get_object("o").created_at == Timestamp("2000")
+
+
+GREEN_CHILD = r"""
+import sys
+from storaged import concurrency
+concurrency.setup("eventlet")
+from storaged.catalog import Timestamp
+from storaged.catalog.postgresql import PostgresCatalog
+
+catalog = PostgresCatalog(sys.argv[1], synchronous="normal")
+broker = catalog.container("AUTH_green", "box")
+concurrency.run_blocking(broker.create, "1000")
+
+def work(g):
+    for i in range(10):
+        name = "g%d-%d" % (g, i)
+        assert concurrency.run_blocking(
+            broker.put_object, name, Timestamp(2000 + i, offset=g), g, "t", "e")
+        assert concurrency.run_blocking(broker.get_object, name).size == g
+        concurrency.run_blocking(broker.list_objects, prefix="g%d-" % g, limit=3)
+    return g
+
+tasks = [concurrency.spawn(work, g) for g in range(8)]
+assert sorted(t.wait(60) for t in tasks) == list(range(8))
+info = concurrency.run_blocking(broker.info)
+assert info.object_count == 80, info
+assert info.max_row == 80, info
+catalog.close()
+print("ok", info.object_count)
+"""
+
+
+def test_green_threads_through_run_blocking(url):
+    # As storaged-api calls it: eventlet, each call in run_blocking's threads.
+    proc = subprocess.run(
+        [sys.executable, "-c", GREEN_CHILD, url],
+        capture_output=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert proc.stdout.decode().strip() == "ok 80"
+
+
+def test_sibling_schema_name_too_long_is_a_clear_error(tmp_path):
+    long_url = "postgresql://h/d?schema=" + "s" * 60
+    with pytest.raises(exception.ConfigError, match="schema"):
+        open_catalog(make_conf(tmp_path, backend_url=long_url), name="expirer")
