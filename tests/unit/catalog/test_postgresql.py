@@ -349,3 +349,23 @@ def test_sibling_schema_name_too_long_is_a_clear_error(tmp_path):
     long_url = "postgresql://h/d?schema=" + "s" * 60
     with pytest.raises(exception.ConfigError, match="schema"):
         open_catalog(make_conf(tmp_path, backend_url=long_url), name="expirer")
+
+
+def test_the_expiry_queue_lives_in_a_schema_beside(url, pg):
+    from storaged.objects.expiry import Entry
+    from storaged.objects.expiry import ExpiryQueue
+
+    queue = ExpiryQueue.beside(pg)
+    try:
+        assert queue.catalog.schema == pg.schema + "_expirer"
+        entry = Entry(1700003700, "AUTH_a", "c", "o")
+        queue.add(entry)
+        (bucket,) = queue.buckets(1800000000)
+        assert list(queue.due(bucket, 1800000000)) == [entry]
+        assert pg.list_accounts() == []  # not in the objects' catalog
+        queue.remove(entry)
+        assert queue.drop_if_empty(bucket, 1800000000)
+    finally:
+        queue.close()
+        with admin(url) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{pg.schema}_expirer" CASCADE')
