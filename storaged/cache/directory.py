@@ -22,6 +22,7 @@ import time
 from storaged import concurrency
 from storaged import exception
 from storaged.cache import metadata as metadata_mod
+from storaged.cache import metrics as cache_metrics
 from storaged.cache import usage
 from storaged.cache.layout import INCOMPLETE
 from storaged.cache.layout import INVALID
@@ -126,6 +127,7 @@ class CacheDirectory:
     def count(self, name: str, n: int = 1) -> None:
         """Add to one of this process's counters (hits, misses, fills...)."""
         self.counters[name] = self.counters.get(name, 0) + n
+        cache_metrics.event(name, n)
 
     def forget_usage(self) -> None:
         """Drop the size estimate (a prune or clean just changed the size).

@@ -41,6 +41,7 @@ from typing import Any
 
 from storaged import concurrency
 from storaged import exception
+from storaged.cache import metrics as cache_metrics
 from storaged.cache.directory import CacheDirectory
 from storaged.cache.layout import INVALID
 from storaged.cache.locking import MaintenanceLock
@@ -214,6 +215,7 @@ class Pruner:
         finally:
             lock.release()
         result.seconds = round(time.monotonic() - started, 6)
+        cache_metrics.pruned(result, cache.max_size)
         LOG.info("Cache prune of %s: %s", cache.cache_dir, result.summary())
         return result
 
