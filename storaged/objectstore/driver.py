@@ -21,6 +21,7 @@ import abc
 from collections.abc import Iterable
 from collections.abc import Iterator
 import dataclasses
+import time
 from typing import Any
 from typing import ClassVar
 from typing import Protocol
@@ -31,6 +32,7 @@ from typing import runtime_checkable
 from oslo_config import cfg
 
 from storaged import exception
+from storaged import metrics as metrics_mod
 from storaged.objectstore import hashing
 from storaged.objectstore import names
 from storaged.objectstore.capabilities import Capability
@@ -41,6 +43,69 @@ DEFAULT_CHUNK_SIZE = 1024 * 1024
 
 #: longest location accepted by any driver.
 MAX_LOCATION_LENGTH = 8192
+
+_METRIC_LABELS = ["backend", "driver"]
+
+
+def declare_metrics(metrics: metrics_mod.Metrics) -> None:
+    """Declare the object store's metrics (labels: back end id, driver type)."""
+    metrics.counter("store_operations", "Object store operations, by back end, "
+                    "driver type, operation (add, get, delete) and outcome (ok, "
+                    "error: the back end raised).",
+                    [*_METRIC_LABELS, "op", "outcome"])
+    metrics.counter("store_added_bytes", "Bytes of objects stored.", _METRIC_LABELS)
+    metrics.counter("store_read_bytes", "Bytes of objects read (the length of "
+                    "each read opened).", _METRIC_LABELS)
+    metrics.counter("store_verify_failures", "Failed checks: digest (a verified "
+                    "read found corrupt data) or store (verify_store found the "
+                    "back end unusable).", [*_METRIC_LABELS, "check"])
+    metrics.counter("store_scrub_checked_objects", "Objects checked by scrubs.",
+                    _METRIC_LABELS)
+    metrics.counter("store_scrub_checked_bytes", "Bytes read by scrubs.",
+                    _METRIC_LABELS)
+    metrics.counter("store_scrub_corrupt_objects", "Corrupt objects found by "
+                    "scrubs.", _METRIC_LABELS)
+    metrics.counter("store_scrub_orphans", "Leftovers found by scrubs.",
+                    _METRIC_LABELS)
+    metrics.gauge("store_scrub_last_timestamp_seconds", "When the last scrub "
+                  "of the back end ended (Unix time).", _METRIC_LABELS,
+                  multiprocess_mode="max")
+
+
+def _process_metrics() -> metrics_mod.Metrics:
+    m = metrics_mod.process()
+    if "store_operations" not in m:
+        declare_metrics(m)
+    return m
+
+
+class _CountingCorruption:
+    """The chunks of a verified read; a corrupt object found is counted.
+
+    A class, not a generator: ``close`` reaches the driver's chunks even
+    when no chunk was read.
+    """
+
+    def __init__(self, chunks: ChunkIterator, labels: dict[str, Any]) -> None:
+        self._chunks = chunks
+        self._it = iter(chunks)
+        self._labels = labels
+
+    def __iter__(self) -> _CountingCorruption:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._it)
+        except exception.CorruptObject:
+            _process_metrics().incr("store_verify_failures", check="digest",
+                                    **self._labels)
+            raise
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
 
 
 class InvalidRange(exception.StoreError):
@@ -268,6 +333,13 @@ class Driver(abc.ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.backend_id}>"
 
+    def _metric_labels(self) -> dict[str, Any]:
+        """The labels of this back end's metrics: its id and its driver type."""
+        name = type(self).__name__.lower()
+        if name.endswith("store") and len(name) > 5:
+            name = name[:-5]
+        return {"backend": self._backend_id, "driver": name}
+
     # -- public operations: validation, then the driver ------------------
 
     def add(
@@ -306,7 +378,15 @@ class Driver(abc.ABC):
             raise SizeMismatch(
                 what=object_id, reason=f"declared size {size!r} is not a byte count"
             )
-        result = self._add(object_id, stream, size, hashing_algo, checksum_algo)
+        labels = self._metric_labels()
+        m = _process_metrics()
+        try:
+            result = self._add(object_id, stream, size, hashing_algo, checksum_algo)
+        except exception.StoragedError:
+            m.incr("store_operations", op="add", outcome="error", **labels)
+            raise
+        m.incr("store_operations", op="add", outcome="ok", **labels)
+        m.incr("store_added_bytes", result.size, **labels)
         validate_metadata(self.backend_id, result.metadata)
         return result
 
@@ -355,7 +435,20 @@ class Driver(abc.ABC):
                     operation="verify a ranged read (only whole objects are verified)",
                 )
         self.check_location(location)
-        return self._get(location, offset, length, chunk_size, verify)
+        labels = self._metric_labels()
+        m = _process_metrics()
+        try:
+            chunks, n = self._get(location, offset, length, chunk_size, verify)
+        except exception.StoragedError as err:
+            m.incr("store_operations", op="get", outcome="error", **labels)
+            if isinstance(err, exception.CorruptObject):
+                m.incr("store_verify_failures", check="digest", **labels)
+            raise
+        m.incr("store_operations", op="get", outcome="ok", **labels)
+        m.incr("store_read_bytes", n, **labels)
+        if verify:
+            return _CountingCorruption(chunks, labels), n
+        return chunks, n
 
     def delete(self, location: str) -> None:
         """Delete an object.
@@ -364,7 +457,15 @@ class Driver(abc.ABC):
         """
         require(self, Capability.DELETE)
         self.check_location(location)
-        self._delete(location)
+        labels = self._metric_labels()
+        try:
+            self._delete(location)
+        except exception.StoragedError:
+            _process_metrics().incr("store_operations", op="delete",
+                                    outcome="error", **labels)
+            raise
+        _process_metrics().incr("store_operations", op="delete", outcome="ok",
+                                **labels)
 
     def get_size(self, location: str) -> int:
         """Return the size in bytes of the object at ``location``."""
@@ -377,7 +478,12 @@ class Driver(abc.ABC):
 
         :raises storaged.exception.BackendUnavailable: with the reason.
         """
-        self._verify_store()
+        try:
+            self._verify_store()
+        except exception.StoragedError:
+            _process_metrics().incr("store_verify_failures", check="store",
+                                    **self._metric_labels())
+            raise
 
     def scrub(self, reclaim: bool = False) -> ScrubReport:
         """Walk the back end; report corrupt and orphaned data.
@@ -387,7 +493,15 @@ class Driver(abc.ABC):
             never removed.
         """
         require(self, Capability.SCRUB)
-        return self._scrub(reclaim)
+        report = self._scrub(reclaim)
+        labels = self._metric_labels()
+        m = _process_metrics()
+        m.incr("store_scrub_checked_objects", report.checked, **labels)
+        m.incr("store_scrub_checked_bytes", report.bytes_checked, **labels)
+        m.incr("store_scrub_corrupt_objects", len(report.corrupt), **labels)
+        m.incr("store_scrub_orphans", len(report.orphans), **labels)
+        m.set("store_scrub_last_timestamp_seconds", time.time(), **labels)
+        return report
 
     def close(self) -> None:
         """Release what the driver holds (files, connections)."""
