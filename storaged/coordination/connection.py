@@ -19,6 +19,7 @@ import tooz.coordination as tooz_coordination
 
 from storaged.coordination import backends
 from storaged.coordination import errors
+from storaged.coordination import metrics as coord_metrics
 from storaged.coordination.membership import Membership
 
 # Every part of the coordinator logs under the coordinator's name, as it
@@ -38,6 +39,9 @@ class Connection(Membership):
             self._connected = False
             self._last_error = reason
             self._stats["disconnects"] += 1
+            m = coord_metrics.process()
+            m.incr("coordination_disconnects")
+            m.set("coordination_connected", 0)
             self._teardown.append((self._driver, self._locks))
             self._driver = None
             self._locks = None
@@ -109,8 +113,11 @@ class Connection(Membership):
             self._backend_lost = None
             self._last_error = ""
             self._next_beat = self._now() + self.settings.heartbeat_interval
+            m = coord_metrics.process()
+            m.set("coordination_connected", 1)
             if not first:
                 self._stats["reconnects"] += 1
+                m.incr("coordination_reconnects")
             down_since, self._down_since = self._down_since, None
         for group, members in views.items():
             self._set_view(group, members)

@@ -50,6 +50,7 @@ from storaged import concurrency
 from storaged.coordination import backends
 from storaged.coordination import errors
 from storaged.coordination import heart as heart_mod
+from storaged.coordination import metrics as coord_metrics
 from storaged.coordination.connection import Connection
 from storaged.coordination.lock import Lock
 from storaged.coordination.lock import LockInfo
@@ -263,6 +264,9 @@ class Coordinator(Connection):
                 gap = start - self._last_beat_start
                 self._stats["last_beat_gap"] = gap
                 self._stats["max_beat_gap"] = max(self._stats["max_beat_gap"], gap)
+                m = coord_metrics.process()
+                m.set("coordination_heartbeat_gap_seconds", gap)
+                m.observe("coordination_heartbeat_gaps_seconds", gap)
             self._last_beat_start = start
             self._next_beat = start + self.settings.heartbeat_interval
             driver, locks, gen = self._driver, self._locks, self._gen
@@ -313,7 +317,9 @@ class Coordinator(Connection):
         else:
             with self._mutex:
                 self._stats["beats"] += 1
-                self._stats["last_beat"] = time.time()
+                self._stats["last_beat"] = beat_end = time.time()
+            coord_metrics.process().set(
+                "coordination_last_heartbeat_timestamp_seconds", beat_end)
             return
         # Logged outside the except block (see _guarded).
         if isinstance(problem, errors.CoordinationError):

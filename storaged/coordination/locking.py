@@ -25,6 +25,7 @@ from storaged.common import retry
 from storaged.coordination import backends
 from storaged.coordination import errors
 from storaged.coordination import heart as heart_mod
+from storaged.coordination import metrics as coord_metrics
 from storaged.coordination.core import CoordinatorCore
 from storaged.coordination.lock import Lock
 
@@ -197,6 +198,7 @@ class LockKeeping(CoordinatorCore):
                 continue
             lock.marked_lost = reason
             self._stats["lost_locks"] += 1
+            coord_metrics.process().incr("coordination_lock_losses")
             LOG.warning("Lock %s (token %s) lost: %s", lock.name, lock.token, reason)
             self._callbacks.extend((cb, lock) for cb in lock.lost_callbacks)
 

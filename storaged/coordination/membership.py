@@ -20,6 +20,7 @@ import tooz.coordination as tooz_coordination
 
 from storaged.coordination import backends
 from storaged.coordination import errors
+from storaged.coordination import metrics as coord_metrics
 from storaged.coordination.locking import LockKeeping
 from storaged.coordination.partitioner import Partitioner
 
@@ -247,6 +248,8 @@ class Membership(LockKeeping):
             old = self._views.get(group)
             if group in self._views or group in self._groups:
                 self._views[group] = members
+                coord_metrics.process().set(
+                    "coordination_group_members", len(members), group=group)
             if old is not None:
                 joined = sorted(set(members) - set(old))
                 left = sorted(set(old) - set(members))
