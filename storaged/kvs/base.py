@@ -70,6 +70,7 @@ import tenacity
 
 from storaged import concurrency
 from storaged import exception
+from storaged import metrics as metrics_mod
 from storaged.common import retry
 
 LOG = logging.getLogger(__name__)
@@ -384,6 +385,39 @@ class Lease:
         )
 
 
+#: state store operations: a local sqlite write to a slow network round trip
+OP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+              1.0, 2.5, 5.0, 10.0)
+
+
+def declare_metrics(metrics: metrics_mod.Metrics) -> None:
+    """Declare the state store's metrics."""
+    metrics.histogram("kvs_operation_duration_seconds", "Seconds a state store "
+                      "operation took, by operation and driver (failed ones "
+                      "included).", ["op", "driver"], buckets=OP_BUCKETS)
+
+
+class _Timed:
+    """Time one state store operation into this process's metrics."""
+
+    __slots__ = ("_driver", "_op", "_start")
+
+    def __init__(self, op: str, driver: str) -> None:
+        self._op = op
+        self._driver = driver
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        self._start = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        m = metrics_mod.process()
+        if "kvs_operation_duration_seconds" not in m:
+            declare_metrics(m)
+        m.observe("kvs_operation_duration_seconds", time.monotonic() - self._start,
+                  op=self._op, driver=self._driver)
+
+
 class KeyValueStore(abc.ABC):
     """A key-value store with expiry, compare-and-set and fenced leases.
 
@@ -432,6 +466,10 @@ class KeyValueStore(abc.ABC):
         :raises ValueError: one line saying what is wrong, no password.
         """
 
+    def _timed(self, op: str) -> _Timed:
+        """Time an operation: ``with self._timed("get"): ...``."""
+        return _Timed(op, self.schemes[0] if self.schemes else type(self).__name__)
+
     # -- reading ------------------------------------------------------------
 
     def get(self, key: str) -> Value:
@@ -440,7 +478,8 @@ class KeyValueStore(abc.ABC):
         :raises storaged.exception.KVSNotFound: missing or expired.
         """
         stored = mangle_key(key)
-        raw = self._get(stored)
+        with self._timed("get"):
+            raw = self._get(stored)
         if raw is None:
             raise exception.KVSNotFound(key=shown(key))
         return decode_value(raw, key)
@@ -451,7 +490,8 @@ class KeyValueStore(abc.ABC):
         :raises storaged.exception.KVSNotFound: missing or expired.
         """
         stored = mangle_key(key)
-        found = self._get_versioned(stored)
+        with self._timed("get_versioned"):
+            found = self._get_versioned(stored)
         if found is None:
             raise exception.KVSNotFound(key=shown(key))
         return decode_value(found[0], key), found[1]
@@ -467,7 +507,8 @@ class KeyValueStore(abc.ABC):
         stored = [mangle_key(k) for k in wanted]
         if not stored:
             return {}
-        raws = self._get_multi(stored)
+        with self._timed("get_multi"):
+            raws = self._get_multi(stored)
         result: dict[str, Value] = {}
         for key, raw in zip(wanted, raws, strict=True):
             if raw is None:
@@ -515,7 +556,8 @@ class KeyValueStore(abc.ABC):
         ttl = check_ttl(ttl)
         fence = lease.fence() if lease is not None else None
         try:
-            self._set(stored, raw, ttl, fence)
+            with self._timed("set"):
+                self._set(stored, raw, ttl, fence)
         except FenceRejected:
             raise self._lost(lease) from None
 
@@ -536,7 +578,8 @@ class KeyValueStore(abc.ABC):
         if not items:
             return
         try:
-            self._set_multi(items, ttl, fence)
+            with self._timed("set_multi"):
+                self._set_multi(items, ttl, fence)
         except FenceRejected:
             raise self._lost(lease) from None
 
@@ -550,7 +593,8 @@ class KeyValueStore(abc.ABC):
         stored = mangle_key(key)
         fence = lease.fence() if lease is not None else None
         try:
-            existed = self._delete(stored, fence)
+            with self._timed("delete"):
+                existed = self._delete(stored, fence)
         except FenceRejected:
             raise self._lost(lease) from None
         if not existed:
@@ -566,7 +610,8 @@ class KeyValueStore(abc.ABC):
         if not stored:
             return
         try:
-            self._delete_multi(stored, fence)
+            with self._timed("delete_multi"):
+                self._delete_multi(stored, fence)
         except FenceRejected:
             raise self._lost(lease) from None
 
@@ -593,7 +638,8 @@ class KeyValueStore(abc.ABC):
         stored = mangle_key(key)
         raw = encode_value(value)
         ttl = check_ttl(ttl)
-        ok, version = self._compare_and_set(stored, expected_version, raw, ttl)
+        with self._timed("compare_and_set"):
+            ok, version = self._compare_and_set(stored, expected_version, raw, ttl)
         if not ok:
             raise exception.KVSConflict(
                 key=shown(key),
@@ -611,7 +657,8 @@ class KeyValueStore(abc.ABC):
         :returns: how many expired keys were removed (0 where the back end
             expires keys by itself).
         """
-        return self._purge_expired()
+        with self._timed("purge_expired"):
+            return self._purge_expired()
 
     # -- locks --------------------------------------------------------------
 
@@ -645,7 +692,8 @@ class KeyValueStore(abc.ABC):
 
         def attempt() -> Lease | None:
             start = time.monotonic()
-            token = self._acquire(stored, lease_ttl)
+            with self._timed("lock_attempt"):
+                token = self._acquire(stored, lease_ttl)
             if token is None:
                 return None
             return Lease(
