@@ -335,10 +335,14 @@ class Driver(abc.ABC):
 
     def _metric_labels(self) -> dict[str, Any]:
         """The labels of this back end's metrics: its id and its driver type."""
-        name = type(self).__name__.lower()
-        if name.endswith("store") and len(name) > 5:
-            name = name[:-5]
-        return {"backend": self._backend_id, "driver": name}
+        labels: dict[str, Any] | None = self.__dict__.get("_metric_labels_cache")
+        if labels is None:
+            name = type(self).__name__.lower()
+            if name.endswith("store") and len(name) > 5:
+                name = name[:-5]
+            labels = {"backend": self._backend_id, "driver": name}
+            self.__dict__["_metric_labels_cache"] = labels
+        return labels
 
     # -- public operations: validation, then the driver ------------------
 
