@@ -129,8 +129,13 @@ class Cleaner:
         self,
         dry_run: bool | None = None,
         stopping: Callable[[], bool] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> CleanResult:
-        """Run one clean; safe to call from any thread."""
+        """Run one clean; safe to call from any thread.
+
+        :param progress: called with ``(steps done, steps)`` after each of
+            its steps (failed fills, stalled fills, the queue, the index).
+        """
         dry = self.dry_run if dry_run is None else dry_run
         result = CleanResult(dry_run=dry)
         lock = MaintenanceLock(self.cache.cache_dir, self.store)
@@ -141,12 +146,19 @@ class Cleaner:
             return result
         try:
             stop = stopping or (lambda: False)
+            step = progress or (lambda _done, _total: None)
+            steps = 3 if dry else 4
+            step(0, steps)
             concurrency.run_blocking(self._invalid, result, dry, stop)
+            step(1, steps)
             lock.refresh()
             concurrency.run_blocking(self._incomplete, result, dry, stop)
+            step(2, steps)
             concurrency.run_blocking(self._queue_temp, result, dry)
+            step(3, steps)
             if not dry:
                 concurrency.run_blocking(self._index, result)
+                step(4, steps)
         finally:
             lock.release()
         LOG.info("Cache clean of %s: %s", self.cache.cache_dir, result.summary())

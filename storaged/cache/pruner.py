@@ -177,10 +177,13 @@ class Pruner:
         dry_run: bool | None = None,
         stopping: Callable[[], bool] | None = None,
         room: int = 0,
+        progress: Callable[[int, int], None] | None = None,
     ) -> PruneResult:
         """Run one prune; safe to call from any thread.
 
         :param room: bytes to make room for (a fill about to start).
+        :param progress: called with ``(victims handled, victims)`` as the
+            victims go (``storaged-manage cache prune`` on a terminal).
 
         :raises storaged.exception.LeaseLost: the shared lease was taken
             over during the pass (the pass stopped).
@@ -206,7 +209,8 @@ class Pruner:
             result.adopted = snap.adopted
             victims = plan(snap, cache.max_size, cache.target_size, room)
             concurrency.run_blocking(
-                self._remove, victims, result, dry, lock, stopping or (lambda: False)
+                self._remove, victims, result, dry, lock, stopping or (lambda: False),
+                progress,
             )
             if not lock.still_held() and not dry and result.interrupted:
                 raise exception.FatalError(
@@ -226,13 +230,19 @@ class Pruner:
         dry: bool,
         lock: MaintenanceLock,
         stopping: Callable[[], bool],
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         base = self.cache.cache_dir + "/"
         invalid_base = os.path.join(self.cache.cache_dir, INVALID) + "/"
         unlink = os.unlink
         removed_ids: list[str] = []
         removed_invalid: list[str] = []
+        total = len(victims)
+        if progress is not None:
+            progress(0, total)
         for i, (kind, name, size, last) in enumerate(victims):
+            if progress is not None and i % _BATCH == 0 and i:
+                progress(i, total)
             if i % _BATCH == 0 and i and (stopping() or not lock.still_held()):
                 result.interrupted = True
                 LOG.warning("Cache prune of %s stopped after %d of %d victims",
@@ -266,6 +276,8 @@ class Pruner:
                 result.victims.append(
                     {"kind": kind, "name": name, "bytes": size, "last_access": last}
                 )
+        if progress is not None and not result.interrupted:
+            progress(total, total)
         if not dry:
             self.cache.meta.forget(removed_ids)
             self.cache.meta.forget_errors(removed_invalid)

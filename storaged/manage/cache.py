@@ -329,9 +329,12 @@ def cache_prune(conf: cfg.ConfigOpts) -> int:
     args = conf.command
     cache = _open(conf)
     store = _lease_store(conf)
+    progress = output.Progress("prune", None, fmt=args.format, unit="entry")
     try:
-        result = Pruner(cache, store).prune(dry_run=args.dry_run)
+        result = Pruner(cache, store).prune(dry_run=args.dry_run,
+                                            progress=progress.update_to)
     finally:
+        progress.finish()
         cache.close()
         if store is not None:
             store.close()
@@ -357,9 +360,12 @@ def cache_clean(conf: cfg.ConfigOpts) -> int:
     args = conf.command
     cache = _open(conf)
     store = _lease_store(conf)
+    progress = output.Progress("clean", None, fmt=args.format, unit="step")
     try:
-        result = Cleaner(cache, store).clean(dry_run=args.dry_run)
+        result = Cleaner(cache, store).clean(dry_run=args.dry_run,
+                                             progress=progress.update_to)
     finally:
+        progress.finish()
         cache.close()
         if store is not None:
             store.close()

@@ -337,7 +337,7 @@ def object_put(conf: cfg.ConfigOpts) -> int:
                              ) from err
         size = os.fstat(raw.fileno()).st_size
         label = args.object_name
-    progress = output.Progress("put " + label, size)
+    progress = output.Progress("put " + label, size, fmt=args.format)
     svc = _service(conf)
     try:
         result = svc.put_object(
@@ -366,7 +366,8 @@ def object_get(conf: cfg.ConfigOpts) -> int:
     try:
         _info, chunks, length = svc.get_object(
             account, container, args.object_name, verify=args.verify)
-        progress = output.Progress("get " + args.object_name, length)
+        progress = output.Progress("get " + args.object_name, length,
+                                   fmt=getattr(args, "format", "human"))
         try:
             if args.output == "-":
                 out = sys.stdout.buffer
@@ -504,15 +505,28 @@ def _backends(conf: cfg.ConfigOpts) -> Any:
 
 def store_verify(conf: cfg.ConfigOpts) -> int:
     """``store verify``: is each back end usable?"""
+    from storaged import exception
+
     args = conf.command
     backends = _backends(conf)
+    results: dict[str, Any] = {}
     try:
         if args.backend is not None:
             backends.get(args.backend)  # UnknownBackend if not enabled
-        results = {
-            bid: err for bid, err in backends.verify_all().items()
-            if args.backend in (None, bid)
-        }
+        ids = [args.backend] if args.backend else backends.ids(include_reserved=True)
+        progress = output.Progress("verify", len(ids), fmt=args.format,
+                                   unit="back end")
+        try:
+            for bid in ids:
+                try:
+                    backends.get(bid).verify_store()
+                except exception.StoreError as err:
+                    results[bid] = err
+                else:
+                    results[bid] = None
+                progress.advance(1)
+        finally:
+            progress.finish()
     finally:
         backends.close()
     data = {bid: ("ok" if err is None else str(err)) for bid, err in results.items()}
@@ -534,11 +548,16 @@ def store_scrub(conf: cfg.ConfigOpts) -> int:
     reports = []
     try:
         ids = [args.backend] if args.backend else backends.ids(include_reserved=True)
-        for bid in ids:
-            driver = backends.get(bid)
-            if Capability.SCRUB not in driver.capabilities:
-                continue
-            reports.append(driver.scrub(reclaim=args.reclaim))
+        progress = output.Progress("scrub", len(ids), fmt=args.format,
+                                   unit="back end")
+        try:
+            for bid in ids:
+                driver = backends.get(bid)
+                if Capability.SCRUB in driver.capabilities:
+                    reports.append(driver.scrub(reclaim=args.reclaim))
+                progress.advance(1)
+        finally:
+            progress.finish()
     finally:
         backends.close()
 

@@ -1,4 +1,4 @@
-"""Output helpers of ``storaged-manage``: formats, tables, progress."""
+"""Output helpers of ``storaged-manage``: formats, tables, progress (tqdm)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 import json
 import sys
-import time
 from typing import Any
 from typing import TextIO
+
+import tqdm
 
 FORMATS = ("human", "json")
 
@@ -57,41 +58,82 @@ def human_size(n: float) -> str:
     return "%d B" % n
 
 
-class Progress:
-    """A one-line progress report on stderr, only when stderr is a terminal."""
+def interactive(fmt: str = "human", stream: TextIO | None = None) -> bool:
+    """Tell whether progress may be drawn: people watch a terminal.
 
-    def __init__(self, label: str, total: int | None, stream: TextIO | None = None):
+    Not with ``--format json``, nor when standard output or ``stream``
+    (standard error by default) is not a terminal: a script, a pipe, cron.
+    """
+    if fmt == "json":
+        return False
+    stream = stream or sys.stderr
+    try:
+        return bool(stream.isatty() and sys.stdout.isatty())
+    except (AttributeError, ValueError):  # a closed or odd stream
+        return False
+
+
+class Progress:
+    """A progress bar (tqdm) on standard error, only for people at a terminal.
+
+    :param label: what is being done (``put NAME``, ``scrub fs``).
+    :param total: how much there is to do, or None when unknown.
+    :param stream: where the bar goes (standard error).
+    :param fmt: the command's ``--format``: ``json`` shows none.
+    :param unit: ``B`` (bytes: sizes scaled by 1024) or what is counted
+        (``entry``, ``back end``...).
+    :param tty: whether to draw (default: :func:`interactive`).
+    :param min_total: below this total nothing is shown (a small transfer
+        ends before a bar says anything); bytes only.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        total: int | None,
+        stream: TextIO | None = None,
+        *,
+        fmt: str = "human",
+        unit: str = "B",
+        tty: bool | None = None,
+        min_total: int | None = None,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.label = label
         self.total = total
         self.done = 0
-        self.started = time.monotonic()
-        self._last = 0.0
-        self.enabled = self.stream.isatty() and (
-            total is None or total >= PROGRESS_MIN_BYTES
-        )
+        if min_total is None:
+            min_total = PROGRESS_MIN_BYTES if unit == "B" else 0
+        shown = interactive(fmt, self.stream) if tty is None else tty
+        self.enabled = shown and (total is None or total >= min_total)
+        self._bar: Any = None
+        if self.enabled:
+            self._bar = tqdm.tqdm(
+                total=total, desc=label, file=self.stream, unit=unit,
+                unit_scale=unit == "B", unit_divisor=1024 if unit == "B" else 1000,
+                mininterval=0.1, dynamic_ncols=True, leave=True,
+            )
 
     def advance(self, n: int) -> None:
-        """Count ``n`` more bytes; redraw at most 10 times a second."""
+        """Count ``n`` more units done."""
         self.done += n
-        now = time.monotonic()
-        if self.enabled and now - self._last >= 0.1:
-            self._last = now
-            self._draw(now)
+        if self._bar is not None:
+            self._bar.update(n)
 
-    def _draw(self, now: float) -> None:
-        rate = self.done / max(now - self.started, 1e-6)
-        pct = " %3d%%" % (100 * self.done // self.total) if self.total else ""
-        self.stream.write("\r%s:%s %s at %s/s " % (
-            self.label, pct, human_size(self.done), human_size(rate)))
-        self.stream.flush()
+    def update_to(self, done: int, total: int | None = None) -> None:
+        """Set how much is done (and the total, once known)."""
+        if total is not None and total != self.total:
+            self.total = total
+            if self._bar is not None:
+                self._bar.total = total
+                self._bar.refresh()
+        self.advance(done - self.done)
 
     def finish(self) -> None:
         """Draw the final state and end the line."""
-        if self.enabled:
-            self._draw(time.monotonic())
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Yield ``chunks`` unchanged, counting them."""
