@@ -55,7 +55,6 @@ from urllib import parse as urlparse
 
 from oslo_config import cfg
 
-from storaged import concurrency
 from storaged import exception
 from storaged.objectstore import hashing
 from storaged.objectstore import names
@@ -66,41 +65,18 @@ from storaged.objectstore.driver import Driver
 from storaged.objectstore.driver import InvalidRange
 from storaged.objectstore.driver import ScrubReport
 from storaged.objectstore.driver import Source
+from storaged.objectstore.drivers.s3_layout import META_ALGO
+from storaged.objectstore.drivers.s3_layout import META_DIGEST
+from storaged.objectstore.drivers.s3_layout import META_RECORD
+from storaged.objectstore.drivers.s3_layout import RECORD_PREFIX
+from storaged.objectstore.drivers.s3_layout import NoDigest
+from storaged.objectstore.drivers.s3_layout import hash_update
 from storaged.objectstore.drivers.s3_options import OPTIONS
 
 LOG = logging.getLogger(__name__)
 
 
-#: prefix of the digest records of multipart objects.
-RECORD_PREFIX = ".digests/"
-#: user metadata (``x-amz-meta-...``) an object is written with.
-META_ALGO = "storaged-algo"
-META_DIGEST = "storaged-digest"
-META_RECORD = "storaged-record"
-
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
-
-
-#: data at least this long is hashed in the thread pool under eventlet (a
-#: MiB of sha256 takes milliseconds the hub would stall for otherwise).
-HASH_OFFLOAD = 256 * 1024
-
-
-def hash_update(hashers: list[Any], data: bytes) -> None:
-    """Feed ``data`` to each hash, off the eventlet hub when it is large."""
-    if len(data) >= HASH_OFFLOAD:
-        concurrency.run_blocking(_update_all, hashers, data)
-    else:
-        _update_all(hashers, data)
-
-
-def _update_all(hashers: list[Any], data: bytes) -> None:
-    for h in hashers:
-        h.update(data)
-
-
-class NoDigest(exception.CorruptObject):
-    """An object without storaged's metadata: not written by this driver."""
 
 
 def _boto(backend_id: str | None = None) -> tuple[Any, Any, Any]:

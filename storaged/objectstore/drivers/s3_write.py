@@ -27,31 +27,71 @@ from __future__ import annotations
 
 import collections
 import contextlib
+from contextlib import AbstractContextManager
 import json
 import logging
-from typing import TYPE_CHECKING
+import time
 from typing import Any
+from typing import Protocol
 
 from storaged import concurrency
 from storaged import exception
 from storaged.objectstore import hashing
 from storaged.objectstore.driver import AddResult
+from storaged.objectstore.driver import ChunkIterator
 from storaged.objectstore.driver import ScrubFinding
 from storaged.objectstore.driver import ScrubReport
 from storaged.objectstore.driver import SizeMismatch
 from storaged.objectstore.driver import Source
 from storaged.objectstore.driver import iter_source
-from storaged.objectstore.drivers import s3
-from storaged.objectstore.drivers.s3 import META_ALGO
-from storaged.objectstore.drivers.s3 import META_DIGEST
-from storaged.objectstore.drivers.s3 import META_RECORD
-from storaged.objectstore.drivers.s3 import RECORD_PREFIX
+from storaged.objectstore.drivers import s3_layout
+from storaged.objectstore.drivers.s3_layout import META_ALGO
+from storaged.objectstore.drivers.s3_layout import META_DIGEST
+from storaged.objectstore.drivers.s3_layout import META_RECORD
+from storaged.objectstore.drivers.s3_layout import RECORD_PREFIX
 from storaged.objectstore.drivers.s3_options import MAX_PART_SIZE
 
-if TYPE_CHECKING:
-    from storaged.objectstore.drivers.s3 import S3Store
+
+class WritingStore(Protocol):
+    """What adds and scrubs need of the :class:`~.s3.S3Store` they work for.
+
+    (A protocol, not the class: the driver module imports this one.)
+    """
+
+    bucket: str
+    client: Any
+    chunk_size: int
+    multipart_threshold: int
+    part_size: int
+    max_concurrency: int
+    orphan_grace: int
+
+    @property
+    def backend_id(self) -> str: ...
+
+    def errors(self, what: str) -> AbstractContextManager[None]: ...
+
+    def is_missing_bucket(self, err: exception.StoreError) -> bool: ...
+
+    def location(self, object_id: str) -> str: ...
+
+    def create_bucket(self) -> bool: ...
+
+    def head(self, object_id: str) -> dict[str, Any] | None: ...
+
+    def get(
+        self,
+        location: str,
+        offset: int = 0,
+        chunk_size: int | None = None,
+        verify: bool = False,
+        length: int | None = None,
+    ) -> tuple[ChunkIterator, int]: ...
 
 LOG = logging.getLogger(__name__)
+
+#: seconds a request waits for a bucket it just created to be usable.
+NEW_BUCKET_WAIT = 10.0
 
 #: parts an upload is planned with (Swift's s3api default limit; AWS allows
 #: 10,000, so this only makes parts of huge objects larger than needed).
@@ -70,7 +110,7 @@ class Upload:
 
     def __init__(
         self,
-        store: S3Store,
+        store: WritingStore,
         object_id: str,
         size: int | None,
         hashing_algo: str,
@@ -135,7 +175,7 @@ class Upload:
     def _take(self, chunk: bytes) -> None:
         self.written += len(chunk)
         self._check_size(final=False)
-        s3.hash_update(self.hashers, chunk)
+        s3_layout.hash_update(self.hashers, chunk)
 
     def _check_size(self, final: bool) -> None:
         if self.size is None:
@@ -165,7 +205,13 @@ class Upload:
         )
 
     def _with_bucket(self, call: Any, **kwargs: Any) -> Any:
-        """Make a request; create the bucket and retry once if it is missing."""
+        """Make a request; create the bucket and retry if it is missing.
+
+        A bucket just created may still be reported missing for a moment
+        (Swift's proxy caches a container's absence for a few seconds; S3
+        services have been eventually consistent about new buckets): the
+        request is tried again for up to :data:`NEW_BUCKET_WAIT` seconds.
+        """
         store = self.store
         try:
             with store.errors(self.object_id):
@@ -173,8 +219,17 @@ class Upload:
         except exception.BackendUnavailable as err:
             if not (store.is_missing_bucket(err) and store.create_bucket()):
                 raise
-        with store.errors(self.object_id):
-            return call(Bucket=store.bucket, **kwargs)
+        deadline = time.monotonic() + NEW_BUCKET_WAIT
+        delay = 0.1
+        while True:
+            try:
+                with store.errors(self.object_id):
+                    return call(Bucket=store.bucket, **kwargs)
+            except exception.BackendUnavailable as err:
+                if not store.is_missing_bucket(err) or time.monotonic() >= deadline:
+                    raise
+            concurrency.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _put_whole(self, data: bytes) -> AddResult:
         metadata = {META_ALGO: self.algo, META_DIGEST: self.hashers[0].hexdigest()}
@@ -313,7 +368,7 @@ class Upload:
 # -- scrub -----------------------------------------------------------------------
 
 
-def scrub(store: S3Store, reclaim: bool, now: float) -> ScrubReport:
+def scrub(store: WritingStore, reclaim: bool, now: float) -> ScrubReport:
     """Check every object of the bucket; find what dead writers left."""
     report = ScrubReport(store.backend_id)
     records: dict[str, float] = {}
@@ -374,7 +429,7 @@ def scrub(store: S3Store, reclaim: bool, now: float) -> ScrubReport:
     return report
 
 
-def _young(store: S3Store, age: float) -> bool:
+def _young(store: WritingStore, age: float) -> bool:
     """Tell whether something ``age`` seconds old is within the grace period.
 
     S3 listings give times rounded (s3api: up to the next second), so an age
@@ -383,7 +438,7 @@ def _young(store: S3Store, age: float) -> bool:
     return store.orphan_grace > 0 and age < store.orphan_grace
 
 
-def _check_object(store: S3Store, key: str, report: ScrubReport) -> None:
+def _check_object(store: WritingStore, key: str, report: ScrubReport) -> None:
     location = store.location(key)
     try:
         chunks, _n = store.get(location, verify=True)
@@ -392,7 +447,7 @@ def _check_object(store: S3Store, key: str, report: ScrubReport) -> None:
                 report.bytes_checked += len(chunk)
         finally:
             chunks.close()
-    except s3.NoDigest:
+    except s3_layout.NoDigest:
         report.orphans.append(ScrubFinding(location, "not written by storaged"))
     except exception.CorruptObject as err:
         report.corrupt.append(ScrubFinding(location, str(err)))
@@ -407,7 +462,7 @@ def _check_object(store: S3Store, key: str, report: ScrubReport) -> None:
 
 
 def _reclaim(
-    store: S3Store, report: ScrubReport, where: str, call: Any, **kwargs: Any
+    store: WritingStore, report: ScrubReport, where: str, call: Any, **kwargs: Any
 ) -> None:
     try:
         with store.errors(where):

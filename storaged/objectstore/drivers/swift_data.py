@@ -9,9 +9,10 @@ verified against the recorded digest when asked.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 import http.client
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 
 from storaged import exception
 from storaged.objectstore import hashing
@@ -22,8 +23,17 @@ from storaged.objectstore.drivers.swift_client import Response
 from storaged.objectstore.drivers.swift_client import SwiftTransportError
 from storaged.objectstore.drivers.swift_client import hash_update
 
-if TYPE_CHECKING:
-    from storaged.objectstore.drivers.swift import SwiftStore
+
+class ReadingStore(Protocol):
+    """What a read needs of the :class:`~.swift.SwiftStore` it reads from.
+
+    (A protocol, not the class: the driver module imports this one.)
+    """
+
+    @property
+    def backend_id(self) -> str: ...
+
+    def errors(self, what: str) -> AbstractContextManager[None]: ...
 
 
 class Feed:
@@ -103,7 +113,7 @@ class SwiftChunks:
 
     def __init__(
         self,
-        store: SwiftStore,
+        store: ReadingStore,
         what: str,
         resp: Response | None,
         length: int,

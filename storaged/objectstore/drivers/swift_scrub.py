@@ -26,12 +26,15 @@ reports one orphan, and deletes the seven segments with ``reclaim``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 import datetime
 import http.client
 import logging
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
 
 from storaged import exception
 from storaged.objectstore import hashing
@@ -42,8 +45,41 @@ from storaged.objectstore.drivers.swift_client import META
 from storaged.objectstore.drivers.swift_client import hash_update
 from storaged.objectstore.drivers.swift_client import quote
 
-if TYPE_CHECKING:
-    from storaged.objectstore.drivers.swift import SwiftStore
+
+class ScrubbedStore(Protocol):
+    """What a scrub needs of the :class:`~.swift.SwiftStore` it walks.
+
+    (A protocol, not the class: the driver module imports this one.)
+    """
+
+    client: swift_client.SwiftClient
+    orphan_grace: float
+
+    @property
+    def backend_id(self) -> str: ...
+
+    @property
+    def container_name(self) -> str: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def chunk_size(self) -> int: ...
+
+    def errors(self, what: str) -> AbstractContextManager[None]: ...
+
+    def location(self, container: str, object_id: str) -> str: ...
+
+    def recorded(self, what: str, headers: dict[str, str]) -> tuple[str, str, int]: ...
+
+    def listing(
+        self, container: str = "", prefix: str = "", limit: int = 1000
+    ) -> Iterator[dict[str, Any]]: ...
+
+    def delete_segments(self, segments: str, prefix: str) -> list[str]: ...
+
+    def _remove(self, path: str, what: str) -> None: ...
 
 LOG = logging.getLogger(__name__)
 
@@ -64,9 +100,9 @@ def _listing_age(now: float, last_modified: object) -> float:
 
 
 class Scrubber:
-    """One scrub pass over a :class:`SwiftStore` (see the module docstring)."""
+    """One scrub pass over a :class:`~.swift.SwiftStore` (see the module docstring)."""
 
-    def __init__(self, store: SwiftStore) -> None:
+    def __init__(self, store: ScrubbedStore) -> None:
         self.store = store
         self.client = store.client
 
