@@ -44,6 +44,7 @@ from typing import Any
 from urllib import parse as urlparse
 
 from storaged import concurrency
+from storaged import exception
 from storaged.objectstore.drivers.http import redact
 
 LOG = logging.getLogger(__name__)
@@ -68,15 +69,20 @@ META = "x-object-meta-storaged-"
 INTERFACES = {"publicURL": "public", "internalURL": "internal", "adminURL": "admin"}
 
 
-class SwiftClientError(Exception):
-    """Base of the errors of this module."""
+class SwiftClientError(exception.StoragedError):
+    """Base of the errors of this module (the driver translates each one)."""
 
 
 class SwiftHTTPError(SwiftClientError):
     """Swift (or Keystone) answered with an unexpected status."""
 
     def __init__(
-        self, status: int, reason: str, what: str, body: bytes = b"", attempts: int = 1
+        self,
+        status: int = 0,
+        reason: str = "",
+        what: str = "request",
+        body: bytes = b"",
+        attempts: int = 1,
     ) -> None:
         self.status = status
         self.reason = reason
@@ -89,7 +95,9 @@ class SwiftHTTPError(SwiftClientError):
 class SwiftTransportError(SwiftClientError):
     """No answer: connection refused or reset, timed out, TLS failure."""
 
-    def __init__(self, what: str, reason: str, timeout: bool = False) -> None:
+    def __init__(
+        self, what: str = "request", reason: str = "no answer", timeout: bool = False
+    ) -> None:
         self.what = what
         self.reason = reason
         self.timeout = timeout
