@@ -93,17 +93,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 import math
 import os
-import re
 import threading
 from types import TracebackType
 from typing import Any
 from typing import Final
-import urllib.parse
 
 import psycopg
 from psycopg import sql
 
 from storaged import exception
+from storaged.common import pgurl
 from storaged.kvs import base
 
 SCHEMA_VERSION: Final = 1
@@ -115,12 +114,6 @@ _IDLE_MAX: Final = 8
 #: Arbitrary constant: the advisory lock taken while the schema is made.
 _SCHEMA_LOCK_KEY: Final = 0x5354_4B56  # "STKV"
 
-_SCHEMA_NAME_RE: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_PARAM_RE: Final = re.compile(r"^[A-Za-z_]{1,40}$")
-_SSLMODES: Final = (
-    "disable", "allow", "prefer", "require", "verify-ca", "verify-full"
-)
-_OPTIONS: Final = ("schema", "sslmode", "sslrootcert", "sslcert", "sslkey")
 
 #: The server's clock in whole microseconds (seed of versions and tokens).
 _NOW_US: Final = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
@@ -277,57 +270,7 @@ class PostgresKVS(base.KeyValueStore):
         The messages never quote the URL: a password with unencoded special
         characters would spill into whichever part gets quoted.
         """
-        form = "postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE[?schema=NAME]"
-        try:
-            parts = urllib.parse.urlsplit(url)
-            port = parts.port
-        except ValueError:
-            raise ValueError(
-                "postgresql URL port must be a number from 1 to 65535"
-            ) from None
-        if parts.scheme not in cls.schemes:
-            raise ValueError(f"postgresql URL has the form {form}")
-        if parts.fragment:
-            raise ValueError(
-                "postgresql URL must not have a #fragment "
-                "(write a '#' in a password as %23)"
-            )
-        if not parts.hostname:
-            raise ValueError(f"postgresql URL names no host ({form})")
-        if port == 0:
-            raise ValueError("postgresql URL port must be a number from 1 to 65535")
-        dbname = urllib.parse.unquote(parts.path.lstrip("/"))
-        if not dbname or "/" in dbname or "\x00" in dbname:
-            raise ValueError(f"postgresql URL names no database ({form})")
-        kwargs: dict[str, Any] = {
-            "host": parts.hostname,
-            "port": port or 5432,
-            "dbname": dbname,
-            "schema": DEFAULT_SCHEMA,
-        }
-        if parts.username:
-            kwargs["user"] = urllib.parse.unquote(parts.username)
-        if parts.password:
-            kwargs["password"] = urllib.parse.unquote(parts.password)
-        known = ", ".join(_OPTIONS)
-        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-            if name not in _OPTIONS:
-                shown = repr(name) if _PARAM_RE.match(name) else "(unprintable)"
-                raise ValueError(
-                    f"postgresql URL parameter {shown} is not known (it takes {known})"
-                )
-            if name == "schema" and not _SCHEMA_NAME_RE.match(value):
-                raise ValueError(
-                    "postgresql URL parameter schema must be 1 to 63 lower-case "
-                    "letters, digits or '_', not starting with a digit"
-                )
-            if name == "sslmode" and value not in _SSLMODES:
-                raise ValueError(
-                    "postgresql URL parameter sslmode must be one of "
-                    + ", ".join(_SSLMODES)
-                )
-            kwargs[name] = value
-        return kwargs
+        return pgurl.parse_url(url, DEFAULT_SCHEMA)
 
     def __init__(
         self,
