@@ -366,6 +366,19 @@ def start_native_thread(
     return thread
 
 
+def native_lock() -> threading.Lock:
+    """Return a lock that native and green threads may share.
+
+    Whatever :func:`run_blocking` calls runs on the pool's native threads,
+    several at once: a lock it takes must be native (a green one, waited on
+    by two native threads, wakes the waiter on the wrong thread's hub, which
+    never runs it).  Hold it for a few statements only, never across I/O: a
+    green thread waiting on it stalls its whole hub.
+    """
+    lock: threading.Lock = _native_threading().Lock()
+    return lock
+
+
 def native_event() -> threading.Event:
     """Return an Event that a native thread can wait on."""
     event: threading.Event = _native_threading().Event()

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import re
-import threading
 import time
 from typing import Final
 
+from storaged import concurrency
 from storaged.kvs import base
 
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9._-]{0,128}$")
@@ -26,7 +26,8 @@ class _Data:
     """The contents of one memory store."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        # Native: callers under eventlet enter through run_blocking's pool.
+        self.lock = concurrency.native_lock()
         #: stored key -> (JSON text, version, expires_at or None)
         self.values: dict[str, tuple[str, int, float | None]] = {}
         #: stored lock name -> (token, expires_at); 0 once released
@@ -36,7 +37,7 @@ class _Data:
 
 
 _named: dict[str, _Data] = {}
-_named_lock = threading.Lock()
+_named_lock = concurrency.native_lock()
 
 
 class MemoryKVS(base.KeyValueStore):

@@ -93,7 +93,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 import math
 import os
-import threading
 from types import TracebackType
 from typing import Any
 from typing import Final
@@ -101,6 +100,7 @@ from typing import Final
 import psycopg
 from psycopg import sql
 
+from storaged import concurrency
 from storaged import exception
 from storaged.common import pgurl
 from storaged.kvs import base
@@ -304,7 +304,8 @@ class PostgresKVS(base.KeyValueStore):
             "autocommit": True,
         }
         self._statements: dict[tuple[str, bool], sql.Composed] = {}
-        self._pool_lock = threading.Lock()
+        # Native: callers under eventlet enter through run_blocking's pool.
+        self._pool_lock = concurrency.native_lock()
         self._idle: list[psycopg.Connection[Any]] = []
         #: Connections inherited through fork: never used, never closed.
         self._inherited: list[psycopg.Connection[Any]] = []

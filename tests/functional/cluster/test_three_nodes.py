@@ -158,6 +158,9 @@ def test_sync_finishes_after_a_worker_is_killed(cluster):
 
     wait_for(lambda: on_target() > 0, timeout=60,
              what=lambda: "a first object on the target\n" + syncs[0].output())
+    # Node B's worker has started (published its record) before it dies.
+    wait_for(lambda: "node-b" in _sync_nodes(a), timeout=60,
+             what=lambda: "node B's sync worker to start\n" + syncs[1].output())
     syncs[1].kill()
     # More writes while node B's worker is dead (through node B's API).
     for i in range(150, 200):
@@ -174,9 +177,14 @@ def test_sync_finishes_after_a_worker_is_killed(cluster):
     assert result.returncode == 0, result.stderr
     members = json.loads(result.stdout)["members"]
     assert {m.split(":")[0] for m in members} == set(NODES)
-    result = manage(a, "status", "--format", "json")
-    records = json.loads(result.stdout)
-    assert {r["node"] for r in records if r["daemon"] == "sync"} == set(NODES)
+    assert _sync_nodes(a) == set(NODES)
+
+
+def _sync_nodes(node: NodeApi) -> set[str]:
+    """The nodes whose sync worker has a status record, seen from ``node``."""
+    result = manage(node, "status", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return {r["node"] for r in json.loads(result.stdout) if r["daemon"] == "sync"}
 
 
 def test_a_restarted_node_serves_at_once(cluster):

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterator
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -657,3 +660,45 @@ def test_closed_store_refuses_work(backend):
         store.get("k")
     store.close()  # idempotent
     assert backend.open().get("k") == 1
+
+
+# -- under eventlet: called from run_blocking's native threads ------------------
+
+_POOL_CHILD = """
+import sys
+from storaged import concurrency
+concurrency.setup("eventlet")
+import eventlet
+from storaged import kvs
+
+store = kvs.open_store(sys.argv[1])
+
+
+def worker(n):
+    for i in range(150):
+        concurrency.run_blocking(store.set, "k%d" % (i % 5), {"n": n, "i": i})
+        concurrency.run_blocking(store.get, "k%d" % (i % 5))
+
+
+threads = [eventlet.spawn(worker, n) for n in range(16)]
+with eventlet.Timeout(90):
+    for thread in threads:
+        thread.wait()
+store.close()
+print("done")
+"""
+
+
+def test_green_callers_through_the_thread_pool(backend):
+    """A daemon under eventlet calls the store through ``run_blocking``:
+    sixteen green threads at once, so the pool's native threads contend for
+    the driver's own locks.  A green lock there once left a pool thread
+    waiting forever (a wake-up sent to the wrong thread's hub) and the
+    daemon's work stalled."""
+    child = subprocess.run(
+        [sys.executable, "-c", _POOL_CHILD, backend.url],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "STORAGED_CONCURRENCY_BACKEND": "eventlet"},
+    )
+    assert "Cannot switch" not in child.stderr, child.stderr[-3000:]
+    assert (child.returncode, child.stdout) == (0, "done\n"), child.stderr[-3000:]
