@@ -3,7 +3,7 @@
 ::
 
     container create ACCOUNT/CONTAINER [--meta KEY=VALUE ...]
-    container list ACCOUNT [--prefix P] [--marker M] [--limit N]
+    container list ACCOUNT [--prefix P] [--marker M] [--limit N] [--all]
     container show ACCOUNT/CONTAINER
     container set ACCOUNT/CONTAINER [--meta KEY=VALUE ...] [--sync-to URL]
                                     [--sync-key KEY]
@@ -12,17 +12,25 @@
     object get ACCOUNT/CONTAINER NAME [-o FILE|-] [--no-verify]
     object head|delete ACCOUNT/CONTAINER NAME
     object list ACCOUNT/CONTAINER [--prefix P] [--delimiter D] [--marker M]
-                                  [--limit N]
+                                  [--limit N] [--all]
     store verify [BACKEND]
     store scrub [BACKEND] [--reclaim]
+
+A listing answers at most one page (10,000 entries, the catalog's limit, as
+Swift's).  ``--all`` lists page after page, each starting after the last
+name of the one before (as Swift's clients page), with a progress bar on a
+terminal counting towards the container's (account's) total; ``--limit``
+then caps the whole listing instead of the page.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import os
 import sys
 import tempfile
 from typing import Any
+from typing import Final
 
 from oslo_config import cfg
 
@@ -35,6 +43,9 @@ from storaged.objects import ObjectRepository
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+
+#: Entries a listing page holds (the catalog's maximum).
+PAGE: Final = 10_000
 
 CONTAINER_META = "X-Container-Meta-"
 OBJECT_META = "X-Object-Meta-"
@@ -54,7 +65,11 @@ def _listing_args(parser: Any, delimiter: bool) -> None:
     parser.add_argument("--prefix", default="", help="only names starting with P")
     parser.add_argument("--marker", default="", help="only names after M")
     parser.add_argument("--limit", type=int, default=None,
-                        help="at most N entries (default and maximum 10,000)")
+                        help="at most N entries (default and maximum 10,000; "
+                        "with --all, of the whole listing)")
+    parser.add_argument("--all", action="store_true",
+                        help="every entry, page after page of 10,000, with "
+                        "progress on a terminal")
     if delimiter:
         parser.add_argument("--delimiter", default="",
                             help="roll names up to the first D after the prefix")
@@ -191,18 +206,59 @@ def _service(conf: cfg.ConfigOpts) -> ObjectRepository:
 def _listing(args: Any) -> dict[str, Any]:
     from storaged.catalog import broker
 
-    if args.limit is not None:
+    if args.limit is not None and not args.all:
         # The catalog's own check, before anything is opened: a bad limit
         # is the operator's mistake, told in one line.
         try:
             broker.check_limit(args.limit)
         except ValueError as err:
             raise UsageError(reason="--limit %d: %s" % (args.limit, err)) from err
+    if args.limit is not None and args.limit < 0:
+        raise UsageError(reason="--limit %d: must be 0 or more" % args.limit)
     listing: dict[str, Any] = {"prefix": args.prefix, "marker": args.marker,
                                "limit": args.limit}
     if getattr(args, "delimiter", ""):
         listing["delimiter"] = args.delimiter
     return listing
+
+
+def _entries(
+    args: Any,
+    fetch: Callable[..., list[Any]],
+    total: Callable[[], int],
+    unit: str,
+) -> list[Any]:
+    """One listing page, or with ``--all`` every page, showing progress.
+
+    :param fetch: lists one page (the catalog's listing arguments).
+    :param total: how many entries there are without a prefix or marker
+        (the bar's total; unknown, and not asked, when they narrow it).
+    """
+    listing = _listing(args)
+    if not args.all:
+        return fetch(**listing)
+    wanted = listing.pop("limit")
+    narrowed = bool(listing["prefix"] or listing["marker"]
+                    or listing.get("delimiter"))
+    whole = None if narrowed else total()
+    if wanted is not None:
+        whole = wanted if whole is None else min(whole, wanted)
+    progress = output.Progress("list", whole, fmt=args.format, unit=unit)
+    entries: list[Any] = []
+    try:
+        while wanted is None or len(entries) < wanted:
+            size = PAGE if wanted is None else min(PAGE, wanted - len(entries))
+            page = fetch(**{**listing, "limit": size})
+            entries.extend(page)
+            progress.advance(len(page))
+            if len(page) < size:
+                break
+            # The next page starts after this one's last name (a subdir's
+            # too: the catalog skips the names it rolled up, as Swift does).
+            listing["marker"] = page[-1].name
+    finally:
+        progress.finish()
+    return entries
 
 
 # -- container -----------------------------------------------------------------
@@ -231,7 +287,9 @@ def container_list(conf: cfg.ConfigOpts) -> int:
     account, _ = split_target(args.target, want_container=False)
     svc = _service(conf)
     try:
-        entries = svc.list_containers(account, **_listing(args))
+        entries = _entries(
+            args, lambda **listing: svc.list_containers(account, **listing),
+            lambda: svc.catalog.account_info(account).container_count, "container")
     finally:
         svc.close()
     data = [{"name": e.name, "count": e.object_count, "bytes": e.bytes_used,
@@ -469,7 +527,9 @@ def object_list(conf: cfg.ConfigOpts) -> int:
     account, container = split_target(args.target)
     svc = _service(conf)
     try:
-        entries = svc.list_objects(account, container, **_listing(args))
+        entries = _entries(
+            args, lambda **listing: svc.list_objects(account, container, **listing),
+            lambda: svc.container_info(account, container).object_count, "object")
     finally:
         svc.close()
     data: list[dict[str, Any]] = []

@@ -111,3 +111,19 @@ def test_store_verify_scrub_and_cache_prune_clean(manage, tmp_path):
         assert "%s: " % label in shown and _bar(shown), shown
         out, err = piped(*args)
         assert not _bar(out + err)
+
+
+def test_listing_every_page_shows_progress_on_a_terminal_only(manage, tmp_path):
+    piped, on_tty = manage
+    src = tmp_path / "small"
+    src.write_bytes(b"x")
+    for name in ("a", "b", "c"):
+        piped("object", "put", "AUTH_demo/big", name, str(src))
+    shown = on_tty("object", "list", "AUTH_demo/big", "--all")
+    assert "list: 100%|" in shown and "3/3" in shown
+    assert shown.count("LAST MODIFIED") == 1
+    out, err = piped("object", "list", "AUTH_demo/big", "--all")
+    assert not _bar(out + err)
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["a", "b", "c"]
+    shown = on_tty("container", "list", "AUTH_demo", "--all")
+    assert "list: 100%|" in shown and "1/1" in shown
