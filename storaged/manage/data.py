@@ -608,16 +608,21 @@ def store_scrub(conf: cfg.ConfigOpts) -> int:
     reports = []
     try:
         ids = [args.backend] if args.backend else backends.ids(include_reserved=True)
-        progress = output.Progress("scrub", len(ids), fmt=args.format,
-                                   unit="back end")
-        try:
-            for bid in ids:
-                driver = backends.get(bid)
-                if Capability.SCRUB in driver.capabilities:
-                    reports.append(driver.scrub(reclaim=args.reclaim))
-                progress.advance(1)
-        finally:
-            progress.finish()
+        for bid in ids:
+            driver = backends.get(bid)
+            if Capability.SCRUB not in driver.capabilities:
+                continue
+            # The objects checked so far (how many there are is not known
+            # before the walk): a long scrub shows it is moving, and how fast.
+            progress = output.Progress("scrub " + bid, None, fmt=args.format,
+                                       unit=" objects")
+            try:
+                reports.append(driver.scrub(
+                    reclaim=args.reclaim,
+                    progress=lambda report, bar=progress: bar.update_to(report.checked),
+                ))
+            finally:
+                progress.finish()
     finally:
         backends.close()
 

@@ -189,6 +189,8 @@ class ScrubReport:
     :ivar reclaimed: paths removed because ``reclaim`` was asked.
     :ivar in_progress: temporary files of writers still running (skipped).
     :ivar errors: entries that could not be checked (I/O errors).
+    :ivar on_checked: called with the report after each object is checked
+        (progress while a scrub runs; never in the report's data).
     """
 
     backend: str
@@ -199,6 +201,16 @@ class ScrubReport:
     reclaimed: list[str] = dataclasses.field(default_factory=list)
     in_progress: int = 0
     errors: list[ScrubFinding] = dataclasses.field(default_factory=list)
+    on_checked: Callable[[ScrubReport], None] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
+
+    def count_checked(self, nbytes: int) -> None:
+        """Count one more object checked, of ``nbytes`` read; tell ``on_checked``."""
+        self.checked += 1
+        self.bytes_checked += nbytes
+        if self.on_checked is not None:
+            self.on_checked(self)
 
     @property
     def clean(self) -> bool:
@@ -217,7 +229,9 @@ class ScrubReport:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the report as plain data (for ``--format json``)."""
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        del data["on_checked"]
+        return data
 
 
 def validate_metadata(
@@ -489,19 +503,40 @@ class Driver(abc.ABC):
                                     **self._metric_labels())
             raise
 
-    def scrub(self, reclaim: bool = False) -> ScrubReport:
+    def scrub(
+        self,
+        reclaim: bool = False,
+        progress: Callable[[ScrubReport], None] | None = None,
+    ) -> ScrubReport:
         """Walk the back end; report corrupt and orphaned data.
+
+        The checked objects and bytes are counted in the metrics as the scrub
+        goes (a long scrub shows its progress), the rest when it ends.
 
         :param reclaim: also remove what is safe to remove (temporary files
             of writers that are gone, and the like); corrupt objects are
             never removed.
+        :param progress: called with the report so far after each object.
         """
         require(self, Capability.SCRUB)
-        report = self._scrub(reclaim)
         labels = self._metric_labels()
         m = _process_metrics()
-        m.incr("store_scrub_checked_objects", report.checked, **labels)
-        m.incr("store_scrub_checked_bytes", report.bytes_checked, **labels)
+        counted = [0, 0]
+
+        def checked(report: ScrubReport) -> None:
+            m.incr("store_scrub_checked_objects", report.checked - counted[0], **labels)
+            m.incr("store_scrub_checked_bytes", report.bytes_checked - counted[1],
+                   **labels)
+            counted[:] = [report.checked, report.bytes_checked]
+            if progress is not None:
+                progress(report)
+
+        report = ScrubReport(self.backend_id, on_checked=checked)
+        self._scrub(reclaim, report)
+        report.on_checked = None
+        # Whatever a driver counted without telling (none should).
+        m.incr("store_scrub_checked_objects", report.checked - counted[0], **labels)
+        m.incr("store_scrub_checked_bytes", report.bytes_checked - counted[1], **labels)
         m.incr("store_scrub_corrupt_objects", len(report.corrupt), **labels)
         m.incr("store_scrub_orphans", len(report.orphans), **labels)
         m.set("store_scrub_last_timestamp_seconds", time.time(), **labels)
@@ -578,7 +613,8 @@ class Driver(abc.ABC):
     def _verify_store(self) -> None:
         return None
 
-    def _scrub(self, reclaim: bool) -> ScrubReport:
+    def _scrub(self, reclaim: bool, report: ScrubReport) -> None:
+        """Scrub the back end, filling ``report`` in (``count_checked`` per object)."""
         raise exception.StoreCapabilityError(
             backend=self.backend_id, operation="scrub its data"
         )

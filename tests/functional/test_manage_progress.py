@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import struct
 import subprocess
 import sys
@@ -100,10 +101,14 @@ def test_json_output_has_no_progress_even_on_a_terminal(manage, tmp_path):
 
 def test_store_verify_scrub_and_cache_prune_clean(manage, tmp_path):
     piped, on_tty = manage
-    piped("object", "put", "AUTH_demo/big", "small", "/dev/null")
-    for args, label in ((("store", "verify"), "verify"), (("store", "scrub"), "scrub")):
-        shown = on_tty(*args)
-        assert "%s: 100%%|" % label in shown and "back end" in shown, shown
+    for name in ("one", "two"):
+        piped("object", "put", "AUTH_demo/big", name, "/dev/null")
+    shown = on_tty("store", "verify")
+    assert "verify: 100%|" in shown and "back end" in shown, shown
+    # A scrub counts the objects of each back end as it checks them.
+    shown = on_tty("store", "scrub")
+    assert re.search(r"scrub \S+: 2 objects", shown), shown
+    for args in (("store", "verify"), ("store", "scrub")):
         out, err = piped(*args)
         assert not _bar(out + err)
     for args, label in ((("cache", "prune"), "prune"), (("cache", "clean"), "clean")):

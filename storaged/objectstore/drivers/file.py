@@ -573,8 +573,8 @@ class FileStore(Driver):
         os.unlink(tmp)
         self._datadirs.refresh_free(dd)
 
-    def _scrub(self, reclaim: bool) -> ScrubReport:
-        return self._scrubber.scrub(reclaim)
+    def _scrub(self, reclaim: bool, report: ScrubReport) -> None:
+        self._scrubber.scrub(reclaim, report)
 
     def close(self) -> None:
         """Drop this process's writer locks (their files are removed)."""

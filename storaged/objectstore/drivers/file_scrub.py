@@ -59,9 +59,8 @@ class Scrubber:
         self._chunk_size = chunk_size
         self._reclaim_age = reclaim_age
 
-    def scrub(self, reclaim: bool) -> ScrubReport:
-        """Scrub every data directory; log and return the report."""
-        report = ScrubReport(self._datadirs.backend_id)
+    def scrub(self, reclaim: bool, report: ScrubReport) -> None:
+        """Scrub every data directory into ``report``; log it."""
         for dd in self._datadirs.dirs:
             self._locks.scan_tmp(dd, report, reclaim)
             try:
@@ -80,7 +79,6 @@ class Scrubber:
                     continue
                 self._scrub_fan(dd, name, report, reclaim)
         LOG.info("scrub: %s", report.summary())
-        return report
 
     def _scrub_fan(
         self, dd: DataDir, fan: str, report: ScrubReport, reclaim: bool
@@ -161,8 +159,7 @@ class Scrubber:
                     break
                 h.update(data)
                 pos += len(data)
-            report.checked += 1
-            report.bytes_checked += pos
+            report.count_checked(pos)
             if pos != meta.size or h.hexdigest() != meta.digest:
                 report.corrupt.append(
                     ScrubFinding(location, f"{meta.algo} digest does not match")

@@ -483,10 +483,10 @@ class S3Store(Driver):
                 "(create it, or set create_bucket_on_put)",
             ) from err
 
-    def _scrub(self, reclaim: bool) -> ScrubReport:
+    def _scrub(self, reclaim: bool, report: ScrubReport) -> None:
         from storaged.objectstore.drivers import s3_write
 
-        return s3_write.scrub(self, reclaim, time.time())
+        s3_write.scrub(self, reclaim, time.time(), report)
 
     def close(self) -> None:
         """Close the client's connections."""

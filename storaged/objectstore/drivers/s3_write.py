@@ -368,9 +368,8 @@ class Upload:
 # -- scrub -----------------------------------------------------------------------
 
 
-def scrub(store: WritingStore, reclaim: bool, now: float) -> ScrubReport:
-    """Check every object of the bucket; find what dead writers left."""
-    report = ScrubReport(store.backend_id)
+def scrub(store: WritingStore, reclaim: bool, now: float, report: ScrubReport) -> None:
+    """Check every object of the bucket into ``report``; find what dead writers left."""
     records: dict[str, float] = {}
     objects: set[str] = set()
     client = store.client
@@ -426,7 +425,6 @@ def scrub(store: WritingStore, reclaim: bool, now: float) -> ScrubReport:
                 UploadId=upload["UploadId"],
             )
     LOG.info("scrub: %s", report.summary())
-    return report
 
 
 def _young(store: WritingStore, age: float) -> bool:
@@ -440,11 +438,12 @@ def _young(store: WritingStore, age: float) -> bool:
 
 def _check_object(store: WritingStore, key: str, report: ScrubReport) -> None:
     location = store.location(key)
+    read = 0
     try:
         chunks, _n = store.get(location, verify=True)
         try:
             for chunk in chunks:
-                report.bytes_checked += len(chunk)
+                read += len(chunk)
         finally:
             chunks.close()
     except s3_layout.NoDigest:
@@ -458,7 +457,9 @@ def _check_object(store: WritingStore, key: str, report: ScrubReport) -> None:
     except exception.StoreError as err:
         report.errors.append(ScrubFinding(location, str(err)))
     else:
-        report.checked += 1
+        report.count_checked(read)
+        return
+    report.bytes_checked += read
 
 
 def _reclaim(

@@ -667,8 +667,8 @@ class SwiftStore(Driver):
                     "create_container_on_put is off",
                 )
 
-    def _scrub(self, reclaim: bool) -> ScrubReport:
-        return swift_scrub.Scrubber(self).scrub(reclaim)
+    def _scrub(self, reclaim: bool, report: ScrubReport) -> None:
+        swift_scrub.Scrubber(self).scrub(reclaim, report)
 
     # (scrub reaches these)
     @property

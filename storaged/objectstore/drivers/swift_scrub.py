@@ -118,9 +118,9 @@ class Scrubber:
             if pattern.match(entry.get("name", ""))
         ]
 
-    def scrub(self, reclaim: bool) -> ScrubReport:
+    def scrub(self, reclaim: bool, report: ScrubReport) -> None:
+        """Check every object into ``report``; find what dead writers left."""
         store = self.store
-        report = ScrubReport(store.backend_id)
         now = time.time()
         try:
             containers = self.containers()
@@ -139,7 +139,6 @@ class Scrubber:
                 continue
             self._segments(container, live, report, reclaim, now)
         LOG.info("scrub: %s", report.summary())
-        return report
 
     # -- objects ---------------------------------------------------------------
 
@@ -188,8 +187,7 @@ class Scrubber:
                     break
                 hash_update([h], data)
                 got += len(data)
-            report.checked += 1
-            report.bytes_checked += got
+            report.count_checked(got)
             if got != size:
                 report.corrupt.append(
                     ScrubFinding(where, f"{got} bytes read, {size} recorded")

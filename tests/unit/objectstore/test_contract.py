@@ -326,10 +326,15 @@ def test_scrub_of_a_healthy_store(harness):
         return
     for n in (0, 10, 3 * CHUNK):
         harness.seed(_new_id(), _data(n))
-    report = store.scrub()
+    seen = []
+    report = store.scrub(progress=lambda r: seen.append((r.checked, r.bytes_checked)))
     assert report.clean, report
     assert report.checked == 3
     assert report.bytes_checked == 3 * CHUNK + 10
+    # Told after each object, as it goes.
+    assert [checked for checked, _ in seen] == [1, 2, 3]
+    assert seen[-1][1] == report.bytes_checked
+    assert "on_checked" not in report.as_dict()
 
 
 def test_concurrent_reads_from_threads(harness):

@@ -71,6 +71,17 @@ def test_a_corrupt_verified_read_and_a_scrub(file_store):
     assert value("storaged_store_scrub_last_timestamp_seconds", **FS) > 0
 
 
+def test_a_scrub_counts_its_objects_as_it_goes(file_store):
+    for i in range(3):
+        file_store.add("o%d" % i, io.BytesIO(b"x" * (i + 1)))
+    during = []
+    file_store.scrub(progress=lambda report: during.append(
+        (report.checked, value("storaged_store_scrub_checked_objects_total", **FS),
+         value("storaged_store_scrub_checked_bytes_total", **FS))))
+    assert [(n, objects) for n, objects, _ in during] == [(1, 1), (2, 2), (3, 3)]
+    assert during[-1][2] == 6
+
+
 def test_an_unread_verified_read_still_closes_the_driver_chunks(file_store):
     result = file_store.add("o", io.BytesIO(b"abc"))
     chunks, _n = file_store.get(result.location, verify=True)
