@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import logging
 import os
+import signal
 import socket
 import threading
 from typing import Any
@@ -211,6 +212,9 @@ def run(conf: cfg.ConfigOpts, build_app: AppFactory, notifier: systemd.Notifier)
         parent, then closed, and once in every worker).
     """
     group = conf.api
+    # Until the launcher installs its handlers, a SIGHUP (a log rotation's)
+    # would end the process with the default action: it is ignored instead.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         sock = server.bind_socket(group.bind_host, group.bind_port)
     except OSError as err:

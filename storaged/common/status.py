@@ -8,13 +8,13 @@ the state store.  A record is a plain JSON object (see :meth:`StatusBoard.publis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping
 import logging
 import time
 from typing import Any
 from typing import Protocol
 
-from storaged import concurrency
 from storaged import exception
 
 LOG = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ class _StateStore(Protocol):
 
     def scan(self, prefix: str) -> Any: ...
 
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
+
 
 def status_key(node_id: str, daemon: str) -> str:
     """Return the state store key of one daemon's status."""
@@ -72,7 +74,7 @@ class StatusBoard:
         value.setdefault("daemon", daemon)
         value["updated_at"] = time.time()
         try:
-            concurrency.run_blocking(self.store.set, status_key(node_id, daemon), value)
+            self.store.call(self.store.set, status_key(node_id, daemon), value)
         except exception.StoragedError as err:
             LOG.warning("Could not publish the status of %s: %s", daemon, err)
             return False
@@ -81,7 +83,7 @@ class StatusBoard:
     def read_all(self) -> list[dict[str, Any]]:
         """Return every record, sorted by node then daemon."""
         records = []
-        scanned = concurrency.run_blocking(lambda: list(self.store.scan(PREFIX)))
+        scanned = self.store.call(lambda: list(self.store.scan(PREFIX)))
         for key, value in scanned:
             if isinstance(value, dict):
                 value.setdefault("key", key)

@@ -18,6 +18,7 @@ when the back end cannot be reached.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import contextlib
 import logging
 import os
@@ -59,6 +60,8 @@ class _StateStore(Protocol):
     def set(self, key: str, value: Any, *, ttl: float | None = None) -> None: ...
 
     def scan(self, prefix: str) -> Any: ...
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
 
 
 def node_capabilities(
@@ -184,8 +187,8 @@ class HeartbeatAgent:
         ctx.run_item("publish cluster view", self._publish, view, me)
 
     def _publish(self, view: dict[str, Any], me: dict[str, Any]) -> None:
-        concurrency.run_blocking(self.store.set, VIEW_KEY, view, ttl=self.view_ttl)
-        concurrency.run_blocking(
+        self.store.call(self.store.set, VIEW_KEY, view, ttl=self.view_ttl)
+        self.store.call(
             self.store.set, MEMBER_PREFIX + self.coordinator.member_id, me,
             ttl=self.view_ttl,
         )

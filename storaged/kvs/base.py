@@ -55,6 +55,7 @@ Leases and fencing
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -65,6 +66,7 @@ import time
 from types import TracebackType
 from typing import Any
 from typing import Final
+from typing import TypeVar
 
 import tenacity
 
@@ -72,6 +74,8 @@ from storaged import concurrency
 from storaged import exception
 from storaged import metrics as metrics_mod
 from storaged.common import retry
+
+T = TypeVar("T")
 
 LOG = logging.getLogger(__name__)
 
@@ -433,6 +437,9 @@ class KeyValueStore(abc.ABC):
 
     #: URL schemes the driver serves.
     schemes: tuple[str, ...] = ()
+    #: Whether the driver's I/O blocks the process (sqlite, libpq) rather
+    #: than yield to other green threads (Redis's patched sockets, memory).
+    blocking_io: bool = True
 
     def __init__(
         self,
@@ -454,6 +461,17 @@ class KeyValueStore(abc.ABC):
         self.default_lock_ttl = ttl_checked
         self.sqlite_synchronous = sqlite_synchronous
         self._closed = False
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` (an operation of this store) as its I/O needs.
+
+        Under eventlet a blocking driver's call goes to the native thread
+        pool (:func:`~storaged.concurrency.run_blocking`); a green one runs
+        here, where its locks and sockets belong.
+        """
+        if self.blocking_io:
+            return concurrency.run_blocking(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
 
     # -- construction -------------------------------------------------------
 

@@ -9,11 +9,14 @@ scrape never sees half of one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
 import prometheus_client
 from prometheus_client import registry as prom_registry
+
+from storaged import concurrency
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -27,7 +30,24 @@ def path_for(directory: str, daemon: str, node_id: str) -> str:
 def write(path: str, registry: prom_registry.CollectorRegistry) -> str:
     """Write ``registry`` to ``path`` atomically; return ``path``.
 
+    The figures are read in the caller's thread (under eventlet their locks
+    are green: the hub's thread must take them), the file is written in the
+    native thread pool: a temporary file beside it, renamed over it.
+
     :raises OSError: the directory is missing or not writable.
     """
-    prometheus_client.write_to_textfile(path, registry)
+    text = prometheus_client.generate_latest(registry)
+    concurrency.run_blocking(_replace, path, text)
     return path
+
+
+def _replace(path: str, text: bytes) -> None:
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

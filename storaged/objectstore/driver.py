@@ -18,6 +18,7 @@ options from the group named after its back end id.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 import dataclasses

@@ -27,6 +27,7 @@ Progress is visible beyond the logs:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 import logging
@@ -73,6 +74,8 @@ class _StateStore(Protocol):
     def get(self, key: str) -> Any: ...
 
     def set(self, key: str, value: Any, *, ttl: float | None = None) -> None: ...
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
 
 
 def progress_key(account: str, container: str, worker: str) -> str:
@@ -287,7 +290,7 @@ class SyncWorker:
         if self.store is None:
             return {}
         try:
-            value = concurrency.run_blocking(
+            value = self.store.call(
                 self.store.get, progress_key(account, container, self.engine.worker)
             )
         except exception.StoragedError:
@@ -308,7 +311,7 @@ class SyncWorker:
         if self.store is None:
             return
         try:
-            concurrency.run_blocking(
+            self.store.call(
                 self.store.set,
                 progress_key(account, container, self.engine.worker),
                 record,
@@ -372,9 +375,7 @@ class SyncWorker:
         if not self.metrics_file:
             return
         try:
-            concurrency.run_blocking(
-                metrics_mod.textfile.write, self.metrics_file, self.metrics.registry
-            )
+            metrics_mod.textfile.write(self.metrics_file, self.metrics.registry)
         except OSError as err:
             LOG.warning("Could not write %s: %s", self.metrics_file, err)
 

@@ -16,6 +16,8 @@ import os
 import re
 import signal
 import socket
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -27,6 +29,16 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _answers(port: str) -> bool:
+    try:
+        urllib.request.urlopen("http://127.0.0.1:%s/info" % port, timeout=5).close()
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def _write(path, sections) -> None:
@@ -136,6 +148,11 @@ def test_sighup_applies_mutable_options_and_reports_immutable(tmp_path, daemon,
                        module, r"started \(pid")
         tools.wait_for(lambda: re.search(started, text()), "start-up",
                        procs=[proc])
+        if module == "storaged.cmd.api":
+            # "listening on" comes before the launcher takes SIGHUP over:
+            # a request answered means it has.
+            tools.wait_for(lambda: _answers(conf["api"]["bind_port"]), "a request",
+                           procs=[proc])
         before = len(text())
         _write(path, _merge(conf, changed))
         proc.send_signal(signal.SIGHUP)

@@ -321,6 +321,11 @@ class RedisKVS(base.KeyValueStore):
         self._refresh_script = self._client.register_script(_REFRESH_SCRIPT)
         self._release_script = self._client.register_script(_RELEASE_SCRIPT)
 
+    #: redis-py's sockets and locks are green under eventlet: its calls run
+    #: on the hub's thread (from the pool's threads, two of them waiting on
+    #: one of its green locks hang).
+    blocking_io = False
+
     def __repr__(self) -> str:
         return f"<RedisKVS {self.server}>"
 

@@ -123,4 +123,7 @@ def test_status_write_failure_does_not_raise():
         def scan(self, prefix):
             return iter(())
 
+        def call(self, fn, *args, **kwargs):
+            return fn(*args, **kwargs)
+
     assert status.StatusBoard(DownStore()).publish("n", "d", {}) is False

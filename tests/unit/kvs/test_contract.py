@@ -676,8 +676,8 @@ store = kvs.open_store(sys.argv[1])
 
 def worker(n):
     for i in range(150):
-        concurrency.run_blocking(store.set, "k%d" % (i % 5), {"n": n, "i": i})
-        concurrency.run_blocking(store.get, "k%d" % (i % 5))
+        store.call(store.set, "k%d" % (i % 5), {"n": n, "i": i})
+        store.call(store.get, "k%d" % (i % 5))
 
 
 threads = [eventlet.spawn(worker, n) for n in range(16)]
@@ -690,11 +690,12 @@ print("done")
 
 
 def test_green_callers_through_the_thread_pool(backend):
-    """A daemon under eventlet calls the store through ``run_blocking``:
-    sixteen green threads at once, so the pool's native threads contend for
-    the driver's own locks.  A green lock there once left a pool thread
-    waiting forever (a wake-up sent to the wrong thread's hub) and the
-    daemon's work stalled."""
+    """A daemon under eventlet calls the store through ``store.call``:
+    sixteen green threads at once.  A blocking driver's calls go to the
+    native thread pool, whose threads then contend for the driver's locks;
+    a green lock there once left a pool thread waiting forever (a wake-up
+    sent to the wrong thread's hub) and the daemon's work stalled.  Redis's
+    calls stay on the hub's thread, where its green locks belong."""
     child = subprocess.run(
         [sys.executable, "-c", _POOL_CHILD, backend.url],
         capture_output=True, text=True, timeout=120,

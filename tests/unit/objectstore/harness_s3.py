@@ -36,7 +36,10 @@ def options(cluster: cluster_mod.SwiftCluster, **overrides: object) -> dict[str,
         "create_bucket_on_put": "true",
         # Swift 2.30's s3api predates flexible checksums.
         "request_checksum_calculation": "when_required",
-        "retries": 0,
+        # One retry: Swift's proxy closes a connection whose request body it
+        # did not read (a PUT into a missing bucket), and a pooled connection
+        # may be reused before its close arrives (botocore retries that).
+        "retries": 1,
     }
     result.update(overrides)
     return {k: v for k, v in result.items() if v is not None}
