@@ -19,14 +19,22 @@ repetition runs on both, in alternating order; the table gains the
 overhead of "on" against "off" (the figures of requests/s; a target is
 <= 3%).
 
+``--anchor swift`` runs the same load, in the same run and alternating
+order, against a Swift all-in-one from Debian's packages (the tests' Swift
+cluster, :mod:`tests.swift_cluster`: proxy, account, container and object
+servers, one replica, tempauth, ``--swift-workers`` workers each) and adds
+storaged's ratio to Swift for each row.
+
 Usage: python -m bench.api [--quick] [--backend eventlet|threading|both]
                            [--workers N] [--reps N] [--metrics off|on|both]
+                           [--anchor swift] [--swift-workers N]
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import http.client
 import os
 import statistics
@@ -36,6 +44,7 @@ import threading
 import time
 from urllib import parse as urlparse
 
+from tests import swift_cluster as swift_mod
 from tests.functional.api.apiserver import ApiServer
 from tests.functional.api.apiserver import free_port
 
@@ -83,12 +92,29 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def run_phase(server: ApiServer, token: str, container: str, op: str, size: int,
+class Target:
+    """A Swift API endpoint under test: its port, account path and token."""
+
+    def __init__(self, storage_url: str, token: str, conn: object) -> None:
+        url = urlparse.urlsplit(storage_url)
+        self.port = int(url.port or 80)
+        self.account_path = url.path
+        self.token = token
+        self.conn = conn  # a swiftclient Connection (containers, closing)
+
+    @classmethod
+    def of(cls, conn: object) -> Target:
+        storage_url, token = conn.get_auth()  # type: ignore[attr-defined]
+        return cls(storage_url, token, conn)
+
+
+def run_phase(target: Target, container: str, op: str, size: int,
               clients: int, count: int, tag: str) -> dict[str, float]:
     body = os.urandom(size)
     names = ["%s-%06d" % (tag, i) for i in range(count)]
-    path = "/v1/AUTH_test/%s/" % urlparse.quote(container)
-    pool = [Client(server.port, token, path) for _ in range(clients)]
+    path = "%s/%s/" % (target.account_path, urlparse.quote(container))
+    token = target.token
+    pool = [Client(target.port, token, path) for _ in range(clients)]
     latencies: list[float] = []
     lock = threading.Lock()
 
@@ -138,12 +164,26 @@ class _Scraper:
                 pass
 
 
-def bench_backend(args: argparse.Namespace, backend: str) -> list[tuple]:
+def _swift_target(cluster: swift_mod.SwiftCluster) -> Target:
+    import swiftclient
+
+    return Target.of(swiftclient.Connection(
+        authurl=cluster.auth_url, user=swift_mod.USER, key=swift_mod.KEY,
+        retries=0))
+
+
+def bench_backend(args: argparse.Namespace, backend: str,
+                  swift: swift_mod.SwiftCluster | None) -> list[tuple]:
     rows = []
-    modes = ("off", "on") if args.metrics == "both" else (args.metrics,)
+    modes: tuple[str, ...] = (
+        ("off", "on") if args.metrics == "both" else (args.metrics,))
+    if swift is not None:
+        modes += ("swift",)
     with tempfile.TemporaryDirectory(prefix="storaged-bench-api-") as tmp:
         servers, scrapers = {}, []
         for mode in modes:
+            if mode == "swift":
+                continue
             api = {"workers": str(args.workers)}
             if mode == "on":
                 api["metrics_port"] = str(free_port())
@@ -155,8 +195,10 @@ def bench_backend(args: argparse.Namespace, backend: str) -> list[tuple]:
             if mode == "on":
                 scrapers.append(_Scraper(int(server.api["metrics_port"])))
         try:
-            conns = {mode: server.connection() for mode, server in servers.items()}
-            tokens = {mode: conn.get_auth()[1] for mode, conn in conns.items()}
+            targets = {mode: Target.of(server.connection())
+                       for mode, server in servers.items()}
+            if swift is not None:
+                targets["swift"] = _swift_target(swift)
             for size in SIZES:
                 for clients in CONCURRENCY:
                     count = args.count_small if size == KiB else args.count_large
@@ -166,11 +208,11 @@ def bench_backend(args: argparse.Namespace, backend: str) -> list[tuple]:
                         # Alternate which server goes first: a machine that
                         # warms up or gets busier favours neither.
                         for mode in modes if rep % 2 == 0 else modes[::-1]:
-                            container = "b-%d-%d-%d" % (size, clients, rep)
-                            conns[mode].put_container(container)
+                            container = "b-%s-%d-%d-%d" % (backend, size, clients, rep)
+                            targets[mode].conn.put_container(container)
                             for op in ("PUT", "GET"):
                                 results[(mode, op)].append(run_phase(
-                                    servers[mode], tokens[mode], container, op,
+                                    targets[mode], container, op,
                                     size, clients, count, "o"))
                     for op in ("PUT", "GET"):
                         rps = {}
@@ -187,13 +229,17 @@ def bench_backend(args: argparse.Namespace, backend: str) -> list[tuple]:
                                   "ms  p99 %7.2f ms" % (
                                       backend, mode, op, _size(size), clients,
                                       *rows[-1][6:9]), flush=True)
-                        if len(modes) == 2:
+                        if "off" in rps and "on" in rps:
                             print("  %-9s metrics overhead %s %s x%d: %+.1f%%" % (
                                 backend, op, _size(size), clients,
                                 100.0 * (rps["off"] - rps["on"]) / rps["off"]),
                                 flush=True)
-            for conn in conns.values():
-                conn.close()
+                        if "swift" in rps:
+                            print("  %-9s %s %s x%d: %.2fx Swift" % (
+                                backend, op, _size(size), clients,
+                                rps[modes[0]] / rps["swift"]), flush=True)
+            for target in targets.values():
+                target.conn.close()
         finally:
             for scraper in scrapers:
                 scraper.stop.set()
@@ -223,6 +269,11 @@ def main() -> int:
                         help="1 KiB objects per phase (default 2000, quick 200)")
     parser.add_argument("--count-large", type=int,
                         help="1 MiB objects per phase (default 200, quick 32)")
+    parser.add_argument("--anchor", choices=("none", "swift"), default="none",
+                        help="also run the load against a Swift all-in-one from "
+                        "Debian's packages, and print storaged's ratio to it")
+    parser.add_argument("--swift-workers", type=int, default=1,
+                        help="workers of each Swift server (default 1)")
     args = parser.parse_args()
     args.reps = args.reps or (1 if args.quick else 3)
     args.count_small = args.count_small or (200 if args.quick else 2000)
@@ -232,8 +283,19 @@ def main() -> int:
           "%d worker(s), %d CPUs" % (args.reps, args.count_small, args.count_large,
                                      args.workers, os.cpu_count() or 0))
     rows = []
-    for backend in backends:
-        rows += bench_backend(args, backend)
+    with contextlib.ExitStack() as stack:
+        swift = None
+        if args.anchor == "swift":
+            problem = swift_mod.missing()
+            if problem:
+                print("--anchor swift: %s" % problem, file=sys.stderr)
+                return 2
+            tmp = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="storaged-bench-swift-"))
+            swift = stack.enter_context(
+                swift_mod.SwiftCluster(tmp, workers=args.swift_workers))
+        for backend in backends:
+            rows += bench_backend(args, backend, swift)
     print()
     print("| backend | metrics | op | size | clients | req/s | p50 ms | p99 ms "
           "| MiB/s |")
@@ -241,6 +303,18 @@ def main() -> int:
     for backend, mode, op, size, clients, _count, rps, p50, p99, mbps in rows:
         print("| %s | %s | %s | %s | %d | %.0f | %.2f | %.2f | %.1f |" % (
             backend, mode, op, _size(size), clients, rps, p50, p99, mbps))
+    if args.anchor == "swift":
+        print()
+        print("| backend | op | size | clients | storaged req/s | Swift req/s "
+              "| ratio | storaged p99 ms | Swift p99 ms |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        swift_rows = {(r[0], r[2], r[3], r[4]): r for r in rows if r[1] == "swift"}
+        for r in rows:
+            if r[1] in ("swift", "on") and not (r[1] == "on" and args.metrics == "on"):
+                continue
+            s = swift_rows[(r[0], r[2], r[3], r[4])]
+            print("| %s | %s | %s | %d | %.0f | %.0f | %.2fx | %.2f | %.2f |" % (
+                r[0], r[2], _size(r[3]), r[4], r[6], s[6], r[6] / s[6], r[8], s[8]))
     if args.metrics == "both":
         print()
         print("| backend | op | size | clients | overhead of metrics |")
