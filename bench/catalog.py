@@ -19,7 +19,14 @@ catalog).  Listing figures are in rows/s.  The host is shared and noisy: only
 medians and same-run ratios mean much.  Nothing is asserted: this prints, it
 does not judge.
 
+A second table measures group commit: ``--threads`` threads (16 by
+default here) each with a broker of its own put ``--ops`` objects in all into
+one container, with group commit (concurrent changes share a transaction
+and a commit) and without it (``Catalog(group_commit=1)``), alternating
+which goes first; and one thread alone, for the scaling ratio.
+
 Usage: python -m bench.catalog [--ops N] [--reps N] [--synchronous full|normal]
+                               [--threads N]
 
 With ``--postgresql URL`` it compares the two catalog drivers instead, on
 the same work through the same interface (:mod:`storaged.catalog.interface`):
@@ -145,11 +152,14 @@ def main() -> int:
     parser.add_argument("--synchronous", choices=("full", "normal"), default="full")
     parser.add_argument("--postgresql", metavar="URL",
                         help="compare the sqlite and postgresql drivers")
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int,
+                        help="writer threads (default 16; 8 with --postgresql)")
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
     if args.postgresql:
+        args.threads = args.threads or 8
         return compare_drivers(args)
+    args.threads = args.threads or 16
     results: dict[str, list[tuple[float, float]]] = {}
     names = [f"dir{i % 50}/object-{i:08d}" for i in range(args.ops)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,7 +203,34 @@ def main() -> int:
         ours = statistics.median(r[0] for r in runs)
         anchor = statistics.median(r[1] for r in runs)
         print(f"{label:<16}{ours:>14,.0f}{anchor:>14,.0f}{ours / anchor:>8.2f}")
+    group_commit(args)
     return 0
+
+
+def group_commit(args: argparse.Namespace) -> None:
+    """Puts of concurrent writers into one container, with and without."""
+    runs: dict[str, list[float]] = {"on": [], "off": [], "one": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.reps):
+            order = ("on", "off", "one") if rep % 2 == 0 else ("one", "off", "on")
+            for mode in order:
+                catalog = Catalog(os.path.join(tmp, f"gc-{mode}-{rep}"),
+                                  synchronous=args.synchronous,
+                                  group_commit=1 if mode == "off" else 64)
+                threads = 1 if mode == "one" else args.threads
+                # Each thread a broker of its own, as the API's requests.
+                runs[mode].append(rate(partial(put_threads, catalog, threads,
+                                               args.ops // threads, True)))
+                catalog.close()
+    on, off, one = (statistics.median(runs[m]) for m in ("on", "off", "one"))
+    print()
+    print(f"group commit: puts into one container, {args.ops} objects, "
+          f"synchronous={args.synchronous}, median of {args.reps}")
+    print(f"{args.threads} threads, group commit   {on:>10,.0f}/s")
+    print(f"{args.threads} threads, one by one     {off:>10,.0f}/s   "
+          f"(group commit {on / off:.2f}x)")
+    print(f"1 thread                  {one:>10,.0f}/s   "
+          f"({args.threads} threads with group commit {on / one:.2f}x)")
 
 
 # -- sqlite against PostgreSQL -------------------------------------------------

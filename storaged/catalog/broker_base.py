@@ -167,11 +167,16 @@ class BrokerBase:
 
         ``apply`` returns ``(result, changed)``; when it changed anything,
         the container's version goes up and the new stats are reported.
+        Concurrent writes of this process to the container share the
+        transaction (:meth:`Database.grouped`).
         """
+
+        def change(conn: sqlite3.Connection) -> tuple[T, ContainerStats | None]:
+            result, changed = apply(conn, self._state(conn))
+            return result, self._bump(conn) if changed else None
+
         try:
-            with self._db.write() as conn:
-                result, changed = apply(conn, self._state(conn))
-                stats = self._bump(conn) if changed else None
+            result, stats = self._db.grouped(change)
         except DatabaseMissing as err:
             raise self._not_found() from err
         if stats is not None:

@@ -42,7 +42,9 @@ import logging
 import os
 import sqlite3
 import time
+from typing import Any
 from typing import Final
+from typing import TypeVar
 import uuid
 
 import tenacity
@@ -50,10 +52,14 @@ import tenacity
 from storaged import concurrency
 from storaged import exception
 from storaged.catalog import schema as schema_mod
+from storaged.catalog.group_commit import Change
+from storaged.catalog.group_commit import GroupCommit
 from storaged.catalog.timestamp import Timestamp
 from storaged.common import retry
 
 LOG = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Values of sqlite's ``synchronous`` the catalog accepts.
 SYNCHRONOUS: Final = ("normal", "full")
@@ -130,6 +136,8 @@ class Database:
     :param tmp_dir: where new databases are built, on the same file system.
     :param quarantine_dir: where damaged databases are moved.
     :param on_quarantine: called with the database id after a quarantine.
+    :param group: the group commit of this database shared by the other
+        connections of this process to it (a group of its own by default).
     """
 
     def __init__(
@@ -142,6 +150,7 @@ class Database:
         tmp_dir: str,
         quarantine_dir: str,
         on_quarantine: Callable[[str], None] | None = None,
+        group: GroupCommit | None = None,
     ) -> None:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS}")
@@ -152,6 +161,7 @@ class Database:
         self.tmp_dir = tmp_dir
         self.quarantine_dir = quarantine_dir
         self.on_quarantine = on_quarantine
+        self._group = group if group is not None else GroupCommit()
         self._lock = concurrency.native_module("threading").RLock()
         self._conn: sqlite3.Connection | None = None
         self._file: str | None = None
@@ -306,6 +316,38 @@ class Database:
             conn = self._begin_immediate()
             try:
                 yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback(conn)
+                raise
+
+    def grouped(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in a write transaction shared with concurrent callers.
+
+        As :meth:`write`, but the changes that callers of this process make
+        at the same time share one transaction and one commit
+        (:mod:`storaged.catalog.group_commit`), each in a savepoint of its
+        own.  Returns once the transaction is committed.
+
+        :raises: what ``fn`` raised (sqlite errors translated as by
+            :meth:`write`; its change alone is rolled back), or the errors
+            of the transaction itself, as :meth:`write`.
+        """
+        return self._group.submit(fn, self._run_batch)
+
+    def _run_batch(self, batch: list[Change[Any]]) -> None:
+        with self._lock, self._translate():
+            conn = self._begin_immediate()
+            try:
+                for change in batch:
+                    conn.execute("SAVEPOINT change")
+                    try:
+                        with self._translate():
+                            change.result = change.fn(conn)
+                    except Exception as err:
+                        conn.execute("ROLLBACK TO change")
+                        change.error = err
+                    conn.execute("RELEASE change")
                 conn.execute("COMMIT")
             except BaseException:
                 self._rollback(conn)

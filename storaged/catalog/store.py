@@ -44,10 +44,12 @@ import sqlite3
 import time
 from typing import Any
 from typing import Final
+import weakref
 
 from oslo_config import cfg
 import tenacity
 
+from storaged import concurrency
 from storaged import exception
 from storaged.catalog import listing
 from storaged.catalog import names
@@ -58,6 +60,8 @@ from storaged.catalog.broker_base import DEFAULT_RECLAIM_AGE
 from storaged.catalog.database import DB_SUFFIX
 from storaged.catalog.database import Database
 from storaged.catalog.database import DatabaseMissing
+from storaged.catalog.group_commit import MAX_BATCH
+from storaged.catalog.group_commit import GroupCommit
 from storaged.catalog.listing import check_limit
 from storaged.catalog.listing import check_listing_params
 from storaged.catalog.pool import DEFAULT_POOL_SIZE
@@ -176,6 +180,9 @@ class Catalog:
     :param reserve: free space that writes adding to the catalog leave on
         its filesystem (see :meth:`require_space`); none by default.
     :param pool_size: container brokers :meth:`broker` keeps open.
+    :param group_commit: changes of a container database that concurrent
+        callers of this process share a transaction with, at most
+        (:mod:`storaged.catalog.group_commit`); 1 commits each alone.
     """
 
     def __init__(
@@ -188,8 +195,10 @@ class Catalog:
         limits: names.Limits = names.DEFAULT_LIMITS,
         reserve: Reserve | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        group_commit: int = MAX_BATCH,
     ) -> None:
         self.path = path
+        self.group_commit = group_commit
         self.reserve = reserve or Reserve(0, False)
         self.reclaim_age = reclaim_age
         self.timeout = timeout
@@ -209,6 +218,11 @@ class Catalog:
             tmp_dir=self.tmp_dir,
             quarantine_dir=os.path.join(self.quarantine_dir, "index"),
         )
+        # The group commit of each container database with open brokers:
+        # concurrent writers of this process share transactions.
+        self._groups: weakref.WeakValueDictionary[str, GroupCommit] = (
+            weakref.WeakValueDictionary())
+        self._groups_lock = concurrency.native_lock()
         self._pool = BrokerPool(self.container, pool_size)
         # Made now, so that the first changes are reported to it; when it
         # is missing (removed, quarantined) it is built from the containers.
@@ -293,7 +307,16 @@ class Catalog:
             tmp_dir=self.tmp_dir,
             quarantine_dir=os.path.join(self.quarantine_dir, "containers"),
             on_quarantine=self._forget_db,
+            group=self._group_for(directory),
         )
+
+    def _group_for(self, directory: str) -> GroupCommit:
+        """The group commit every broker of this process shares for ``directory``."""
+        with self._groups_lock:
+            group = self._groups.get(directory)
+            if group is None:
+                group = self._groups[directory] = GroupCommit(self.group_commit)
+            return group
 
     def container(
         self, account: str | bytes, container: str | bytes
