@@ -21,6 +21,8 @@ from prometheus_client import multiprocess
 from prometheus_client import registry as prom_registry
 from prometheus_client import values
 
+from storaged.metrics import locks  # noqa: F401  (native locks, first)
+
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 
 

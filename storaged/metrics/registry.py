@@ -21,12 +21,13 @@ reason): never an account, a container or an object name.
 from __future__ import annotations
 
 from collections.abc import Sequence
-import threading
 from typing import Any
 
 import prometheus_client
 from prometheus_client import registry as prom_registry
 
+from storaged import concurrency
+from storaged.metrics import locks  # noqa: F401  (native locks, first)
 from storaged.metrics import statsd as statsd_mod
 
 #: the namespace of every storaged metric
@@ -66,7 +67,8 @@ class Metrics:
         # (name, label items) -> child: prometheus_client's labels() checks
         # and sorts on every call, on the path of every request.
         self._children: dict[tuple[Any, ...], Any] = {}
-        self._lock = threading.Lock()
+        # Native: figures are updated from the pool's threads too (.locks).
+        self._lock = concurrency.native_lock()
 
     # -- declaring ----------------------------------------------------------
 

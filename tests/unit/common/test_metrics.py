@@ -288,3 +288,50 @@ def test_run_daemon_once_writes_its_textfile(tmp_path):
         assert ('storaged_pass_items_total{daemon="demo",outcome="succeeded"} 3.0'
                 in text)
         assert "storaged_last_success_timestamp_seconds{" not in text
+
+
+_POOL_CHILD = textwrap.dedent("""
+    import sys
+    from storaged import concurrency
+    concurrency.setup("eventlet")
+    import eventlet
+    from storaged.metrics import multiproc
+    from storaged.metrics.registry import Metrics
+
+    if sys.argv[1] == "multiprocess":
+        multiproc.enable(sys.argv[2])
+    m = Metrics("api")
+    m.counter("api_requests", "Requests.", ("method",))
+    m.histogram("api_request_duration_seconds", "Latency.", ("method",))
+
+    def update(n):
+        for i in range(400):
+            m.incr("api_requests", method="GET")
+            m.observe("api_request_duration_seconds", 0.001, method="PUT")
+
+    def worker(n):
+        # Half on the hub's thread, half in the pool's native threads.
+        for _ in range(5):
+            update(n)
+            concurrency.run_blocking(update, n)
+
+    threads = [eventlet.spawn(worker, n) for n in range(16)]
+    with eventlet.Timeout(90):
+        for thread in threads:
+            thread.wait()
+    print("done")
+""")
+
+
+@pytest.mark.parametrize("mode", ["memory", "multiprocess"])
+def test_figures_updated_from_the_hub_and_the_pool_at_once(tmp_path, mode):
+    """A daemon under eventlet updates figures from green threads and from
+    run_blocking's native threads at once: prometheus_client's locks are
+    native (a green one, waited on by two OS threads, hung storaged-api)."""
+    child = subprocess.run(
+        [sys.executable, "-c", _POOL_CHILD, mode, str(tmp_path / "prom")],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "STORAGED_CONCURRENCY_BACKEND": "eventlet"},
+    )
+    assert "Cannot switch" not in child.stderr, child.stderr[-3000:]
+    assert (child.returncode, child.stdout) == (0, "done\n"), child.stderr[-3000:]
