@@ -190,8 +190,9 @@ class ConnectionPool:
         self._read_timeout = read_timeout
         self._max_idle = max_idle
         self._idle: list[http.client.HTTPConnection] = []
-        # Held only around list operations, never across I/O.
-        self._lock = threading.Lock()
+        # Held only around list operations, never across I/O; native, as
+        # reads of small objects may run in run_blocking's pool threads.
+        self._lock = concurrency.native_lock()
 
     def get(self, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
         """Return ``(connection, reused)``: an idle one unless ``fresh``."""
@@ -288,7 +289,7 @@ class SwiftClient:
         # the others wait for its token.
         self._auth_lock = threading.Lock()
         self._pools: dict[tuple[str, str, int | None], ConnectionPool] = {}
-        self._pools_lock = threading.Lock()
+        self._pools_lock = concurrency.native_lock()  # never held across I/O
         #: authentications done (for tests and the log).
         self.auth_count = 0
 
