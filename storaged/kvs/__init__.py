@@ -35,10 +35,10 @@ from typing import Final
 from oslo_config import cfg
 
 from storaged import exception
-from storaged.kvs.base import MAX_KEY_LENGTH
 from storaged.kvs.base import KeyValueStore
 from storaged.kvs.base import Lease
-from storaged.kvs.base import mangle_key
+from storaged.kvs.keys import MAX_KEY_LENGTH
+from storaged.kvs.keys import mangle_key
 
 __all__ = [
     "MAX_KEY_LENGTH",

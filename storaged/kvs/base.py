@@ -59,7 +59,6 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
-import hashlib
 import json
 import logging
 import time
@@ -74,15 +73,13 @@ from storaged import concurrency
 from storaged import exception
 from storaged import metrics as metrics_mod
 from storaged.common import retry
+from storaged.kvs.keys import mangle_key
+from storaged.kvs.keys import shown
+from storaged.kvs.keys import validate_prefix
 
 T = TypeVar("T")
 
 LOG = logging.getLogger(__name__)
-
-#: Keys up to this many characters are stored as they are.
-MAX_KEY_LENGTH: Final = 200
-#: How much of a longer key is kept, readable, in its mangled form.
-MANGLED_PREFIX_LENGTH: Final = 150
 
 #: A value the store accepts and returns: JSON data.
 Value = Any
@@ -90,8 +87,6 @@ Value = Any
 #: (stored lock name, token) of the lease a write is fenced by.
 Fence = tuple[str, int]
 
-_HASHED_MARK: Final = "#"
-_SHOW_LIMIT: Final = 80
 _SLEEP_FIRST: Final = 0.002
 _SLEEP_MAX: Final = 0.05
 
@@ -104,101 +99,6 @@ class FenceRejected(exception.KVSError):
     """
 
     msg_fmt = "the lease check of a write failed"
-
-
-def shown(name: str) -> str:
-    """Return a name made safe and short for a message or a log line."""
-    text = name if name.isprintable() else repr(name)[1:-1]
-    if len(text) > _SHOW_LIMIT:
-        text = text[:_SHOW_LIMIT] + "..."
-    return text
-
-
-def validate_key(key: object, kind: str = "key") -> str:
-    """Check that ``key`` may be used as a key or a lock name.
-
-    :param key: the key to check.
-    :param kind: what it is, for the message (``key``, ``lock name``).
-    :returns: ``key``, typed as ``str``.
-    :raises storaged.exception.InvalidName: empty, not a string, contains
-        NUL, or is not valid UTF-8 (a lone surrogate).
-    """
-    if not isinstance(key, str):
-        raise exception.InvalidName(
-            kind=kind, reason=f"must be a string, not {type(key).__name__}"
-        )
-    if not key:
-        raise exception.InvalidName(kind=kind, reason="must not be empty")
-    if "\x00" in key:
-        raise exception.InvalidName(
-            kind=kind, reason=f"{shown(key)} contains a NUL character"
-        )
-    if not key.isascii():
-        try:
-            key.encode("utf-8")
-        except UnicodeEncodeError:
-            raise exception.InvalidName(
-                kind=kind, reason=f"{shown(key)} is not valid UTF-8"
-            ) from None
-    return key
-
-
-def mangle_key(key: str, kind: str = "key") -> str:
-    """Return the form under which ``key`` is stored.
-
-    Keys of at most :data:`MAX_KEY_LENGTH` characters are returned as they
-    are; longer ones become ``key[:150] + "#" + sha256(key).hexdigest()``
-    (215 characters).
-
-    :raises storaged.exception.InvalidName: see :func:`validate_key`.
-    """
-    validate_key(key, kind)
-    if len(key) <= MAX_KEY_LENGTH:
-        return key
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
-    return key[:MANGLED_PREFIX_LENGTH] + _HASHED_MARK + digest
-
-
-def is_mangled(stored_key: str) -> bool:
-    """Tell whether a key returned by :meth:`KeyValueStore.scan` is mangled."""
-    return len(stored_key) > MAX_KEY_LENGTH
-
-
-def validate_prefix(prefix: object) -> str:
-    """Check a :meth:`KeyValueStore.scan` prefix (may be empty)."""
-    if not isinstance(prefix, str):
-        raise exception.InvalidName(
-            kind="prefix", reason=f"must be a string, not {type(prefix).__name__}"
-        )
-    if not prefix:
-        return prefix
-    validate_key(prefix, "prefix")
-    if len(prefix) > MANGLED_PREFIX_LENGTH:
-        raise exception.InvalidName(
-            kind="prefix",
-            reason=f"longer than {MANGLED_PREFIX_LENGTH} characters, it could "
-            "not match long (mangled) keys",
-        )
-    return prefix
-
-
-def prefix_upper_bound(prefix: str) -> str | None:
-    """Return the smallest string greater than every string with ``prefix``.
-
-    Used for index range scans: ``prefix <= key < bound``.  ``None`` when
-    there is no such bound (empty prefix, or only U+10FFFF characters).
-    Comparison by code point is the same as by UTF-8 bytes, so the bound
-    is right for sqlite's BINARY collation too.
-    """
-    chars = list(prefix)
-    while chars:
-        code = ord(chars.pop()) + 1
-        if code > 0x10FFFF:
-            continue
-        if 0xD800 <= code <= 0xDFFF:
-            code = 0xE000
-        return "".join(chars) + chr(code)
-    return None
 
 
 def check_ttl(ttl: float | None, what: str = "ttl") -> float | None:

@@ -104,6 +104,7 @@ from storaged import concurrency
 from storaged import exception
 from storaged.common import pgurl
 from storaged.kvs import base
+from storaged.kvs import keys
 
 SCHEMA_VERSION: Final = 1
 DEFAULT_SCHEMA: Final = "storaged"
@@ -517,7 +518,7 @@ class PostgresKVS(base.KeyValueStore):
         return False, found[1] if found else None
 
     def _scan(self, prefix: str) -> Iterator[tuple[str, str]]:
-        upper = base.prefix_upper_bound(prefix)
+        upper = keys.prefix_upper_bound(prefix)
         after = prefix
         first = True
         while True:

@@ -74,6 +74,7 @@ from typing import Final
 
 from storaged import exception
 from storaged.kvs import base
+from storaged.kvs import keys
 
 SCHEMA_VERSION: Final = 1
 
@@ -284,7 +285,7 @@ class SqliteKVS(base.KeyValueStore):
             default_lock_ttl=default_lock_ttl,
         )
         self.path = self.parse_url(url)
-        self._errors = _Errors("sqlite " + base.shown(self.path))
+        self._errors = _Errors("sqlite " + keys.shown(self.path))
         self._synchronous = sqlite_synchronous.upper()
         self._conns: dict[tuple[int, int], sqlite3.Connection] = {}
         with self._errors:
@@ -293,7 +294,7 @@ class SqliteKVS(base.KeyValueStore):
             self._init_schema(self._conn())
 
     def __repr__(self) -> str:
-        return f"<SqliteKVS {base.shown(self.path)}>"
+        return f"<SqliteKVS {keys.shown(self.path)}>"
 
     # -- connections --------------------------------------------------------
 
@@ -359,7 +360,7 @@ class SqliteKVS(base.KeyValueStore):
                     version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise exception.KVSError(
-                reason=f"{base.shown(self.path)} has schema version {version}; "
+                reason=f"{keys.shown(self.path)} has schema version {version}; "
                 f"this storaged knows version {SCHEMA_VERSION}"
             )
 
@@ -483,7 +484,7 @@ class SqliteKVS(base.KeyValueStore):
         return False, int(found[0][1]) if found else None
 
     def _scan(self, prefix: str) -> Iterator[tuple[str, str]]:
-        upper = base.prefix_upper_bound(prefix)
+        upper = keys.prefix_upper_bound(prefix)
         after = prefix
         first = True
         while True:

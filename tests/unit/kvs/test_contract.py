@@ -26,6 +26,7 @@ import pytest
 from storaged import exception
 from storaged import kvs
 from storaged.kvs import base
+from storaged.kvs import keys
 
 REDIS_DB = 9
 PATIENCE = 10.0  # seconds an expected expiry may take before the test fails
@@ -365,7 +366,7 @@ def test_long_keys_are_mangled_without_collisions(store):
     assert store.get_multi([k2, k1]) == {k2: 2, k1: 1}
     stored = [k for k, _ in store.scan("status/")]
     assert sorted(stored) == sorted([kvs.mangle_key(k1), kvs.mangle_key(k2)])
-    assert all(len(k) == 215 and base.is_mangled(k) for k in stored)
+    assert all(len(k) == 215 and keys.is_mangled(k) for k in stored)
     assert all(k.startswith(common[:150]) for k in stored)
     store.delete(k1)
     assert store.get(k2) == 2
