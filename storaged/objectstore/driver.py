@@ -321,6 +321,11 @@ class Driver(abc.ABC):
     CAPABILITIES: ClassVar[Capability] = Capability.NONE
     #: URI schemes of the locations the driver hands out and accepts.
     SCHEMES: ClassVar[tuple[str, ...]] = ()
+    #: Whether the driver's I/O blocks the process (local files: a caller may
+    #: run a whole small read in run_blocking's pool) rather than yield to
+    #: other green threads (network clients, whose green locks and sockets
+    #: belong to the hub's thread: never call them from the pool).
+    BLOCKING_IO: ClassVar[bool] = True
 
     def __init__(self, conf: cfg.ConfigOpts, backend_id: str) -> None:
         self.conf = conf

@@ -693,7 +693,12 @@ class SyncEngine:
                 data = b"".join(chunks)
                 return data, n
 
-            data, n = concurrency.run_blocking(read_all)
+            # One trip to the thread pool for a local back end's object; a
+            # network client (and the cache, which may fill from one) is
+            # green under eventlet: it runs here, on the hub's thread.
+            local = driver.BLOCKING_IO and not (
+                cache is not None and cache.serves(row.backend))
+            data, n = concurrency.run_blocking(read_all) if local else read_all()
             if len(data) != n:
                 raise exception.StoragedError(
                     "short read of %s: %d of %d bytes" % (row.name, len(data), n)

@@ -137,6 +137,7 @@ class S3Store(Driver):
         | Capability.THREAD_SAFE
     )
     SCHEMES = ("s3",)
+    BLOCKING_IO = False  # a network client: green under eventlet
 
     @classmethod
     def check_conf(cls, conf: cfg.ConfigOpts, backend_id: str) -> None:

@@ -107,6 +107,7 @@ class SwiftStore(Driver):
         | Capability.SCRUB
     )
     SCHEMES = ("swift",)
+    BLOCKING_IO = False  # a network client: green under eventlet
 
     @classmethod
     def check_conf(cls, conf: cfg.ConfigOpts, backend_id: str) -> None:
