@@ -379,6 +379,18 @@ def native_lock() -> threading.Lock:
     return lock
 
 
+def shared_lock() -> Any:
+    """Return a lock the hub's green threads and native threads can wait on.
+
+    For a lock that may be held across (green) I/O and is taken from the
+    hub's thread and from :func:`run_blocking`'s pool at once (a client's
+    token refresh): the exclusion is native, a native thread waits as
+    usual, and a green thread on the hub's thread waits by trying again
+    between short sleeps, so it never stalls the hub.  Recursive.
+    """
+    return _SharedLock()
+
+
 def native_event() -> threading.Event:
     """Return an Event that a native thread can wait on."""
     event: threading.Event = _native_threading().Event()

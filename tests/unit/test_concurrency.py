@@ -128,3 +128,39 @@ def test_eventlet_logging_from_native_threads_never_deadlocks(handlers, tmp_path
              if len(line.split()) >= 2 and line.split()[-1].isdigit()]
     assert {k: kinds.count(k) for k in ("pool", "green", "native")} == {
         "pool": 6000, "green": 3000, "native": 3000}
+
+
+def test_a_shared_lock_held_across_green_io_by_hub_and_pool_threads():
+    # A client's token lock: held across I/O, taken by green threads on the
+    # hub and by run_blocking's native threads at once.  Nobody may hang,
+    # and the exclusion must hold.
+    code = r"""
+from storaged import concurrency
+concurrency.setup("eventlet")
+import eventlet
+from eventlet import patcher
+lock = concurrency.shared_lock()
+inside = [0]
+worst = [0]
+def hold(native):
+    with lock:
+        inside[0] += 1
+        worst[0] = max(worst[0], inside[0])
+        if native:
+            patcher.original("time").sleep(0.001)
+        else:
+            eventlet.sleep(0.001)  # green I/O while holding it
+        inside[0] -= 1
+def worker(n):
+    for _ in range(30):
+        hold(False)
+        concurrency.run_blocking(hold, True)
+threads = [eventlet.spawn(worker, n) for n in range(12)]
+for thread in threads:
+    thread.wait()
+print("done", worst[0])
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert "Cannot switch" not in proc.stderr, proc.stderr[-3000:]
+    assert (proc.returncode, proc.stdout) == (0, "done 1\n"), proc.stderr[-3000:]

@@ -48,13 +48,13 @@ import contextlib
 import json
 import logging
 import re
-import threading
 import time
 from typing import Any
 from urllib import parse as urlparse
 
 from oslo_config import cfg
 
+from storaged import concurrency
 from storaged import exception
 from storaged.objectstore import hashing
 from storaged.objectstore import names
@@ -194,7 +194,9 @@ class S3Store(Driver):
         self.orphan_grace = int(group.orphan_grace)
         self._create_bucket = bool(group.create_bucket_on_put)
         self._region = group.region_name
-        self._bucket_lock = threading.Lock()
+        # Held across the bucket's creation; taken from the hub's thread and
+        # from the pool's (the API runs store calls there): shared, never green.
+        self._bucket_lock = concurrency.shared_lock()
         config = botocore_config.Config(
             region_name=group.region_name,
             s3={"addressing_style": group.addressing_style},

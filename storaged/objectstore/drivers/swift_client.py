@@ -38,7 +38,6 @@ import logging
 import random
 import socket
 import ssl
-import threading
 import time
 from typing import Any
 from urllib import parse as urlparse
@@ -287,7 +286,9 @@ class SwiftClient:
         self._auth: Auth | None = None
         # Held across the authentication request: one thread authenticates,
         # the others wait for its token.
-        self._auth_lock = threading.Lock()
+        # Held across the auth request; taken from the hub's thread and from
+        # the pool's (the API runs store calls there): shared, never green.
+        self._auth_lock = concurrency.shared_lock()
         self._pools: dict[tuple[str, str, int | None], ConnectionPool] = {}
         self._pools_lock = concurrency.native_lock()  # never held across I/O
         #: authentications done (for tests and the log).
