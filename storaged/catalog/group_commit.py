@@ -3,8 +3,7 @@
 The callers of one process that change the same container database at the
 same time (the API's requests, each on a native thread of the pool) would
 each wait for the write lock and then pay a commit of their own: with
-``synchronous = full`` a flush of the WAL each, so sixteen clients writing
-one container went no faster than one.  Instead each caller queues its
+``synchronous = full`` a flush of the WAL each.  Instead each caller queues its
 change; one of them, the leader, runs every queued change in one
 transaction, each in a savepoint of its own (a change that fails is rolled
 back alone and its caller gets the error), commits once, and hands every
@@ -16,15 +15,16 @@ of whose changes were committed).  Fairness: a leader serves the queue only
 until its own change is committed, then passes the lead to the first
 caller still waiting.  A batch holds at most :data:`MAX_BATCH` changes.
 
-Callers wait on native primitives, as they wait for the database's native
-lock: they run on native threads (the pool's, or the threading backend's),
-and a green thread on the hub's thread never yields inside a batch (sqlite
-calls block), so it can lead one but never finds one half run.  After a
-fork the child starts with an empty queue of its own.
+Callers wait on native primitives, as they waited for the database's
+native lock: they run on native threads (the pool's, or the threading
+backend's).  A green thread on the hub's thread that finds a batch running
+waits for it, as it waited for that lock: for one batch, since a leader
+never yields inside one (sqlite calls block).  After a fork the child
+starts with an empty queue of its own.
 
 One :class:`GroupCommit` serves every connection of a process to one
-database (:meth:`storaged.catalog.store.Catalog.group_for` hands it out);
-the caller gives it the function that runs a batch on a connection.
+database (the catalog hands it to each of its brokers' databases); the
+caller gives it the function that runs a batch on a connection.
 """
 
 from __future__ import annotations
