@@ -1,9 +1,12 @@
-"""A pruner process that waits for a start signal and prunes slowly.
+"""A pruner process that waits for a start signal, then prunes.
 
-Each unlink is slowed down so that two of these, started together, are sure
-to overlap; it prints the prune's result as one JSON line.
+Its first unlink waits (up to 20 s) until the file RELEASE exists: the test
+creates it only once the other pruner has given up, so that two of these
+started together are sure to overlap, however busy the machine.  Prints the
+prune's result as one JSON line.
 
-    python -m tests.functional.cache.prune_child CACHE_DIR MAX_SIZE WATERMARK GO
+    python -m tests.functional.cache.prune_child CACHE_DIR MAX_SIZE WATERMARK GO \
+        [RELEASE]
 """
 
 from __future__ import annotations
@@ -23,11 +26,18 @@ def main() -> int:
     from storaged.cache import Pruner
 
     cache_dir, max_size, watermark, go = sys.argv[1:5]
+    release = sys.argv[5] if len(sys.argv) > 5 else None
     cache = ObjectCache(cache_dir, max_size=int(max_size),
                         low_watermark=float(watermark))
     real_unlink = os.unlink
 
     def slow_unlink(path, *args, **kw):
+        # At most 20 s: should both pruners ever get this far, they go on
+        # (and the test sees two that were not locked out).
+        deadline = time.monotonic() + 20
+        while (release is not None and not os.path.exists(release)
+               and time.monotonic() < deadline):
+            time.sleep(0.001)
         time.sleep(0.001)
         return real_unlink(path, *args, **kw)
 

@@ -36,12 +36,16 @@ def test_two_pruner_processes_at_once(tmp_path, backend):
     cache = ObjectCache(cache_dir)
     seed_entries(cache, [NOW + i for i in range(600)], 1000)
     cache.close()
-    go = tmp_path / "go"
+    go, release = tmp_path / "go", tmp_path / "release"
     procs = [tools.spawn("tests.functional.cache.prune_child", cache_dir,
-                         "400000", "0.75", str(go), backend=backend)
+                         "400000", "0.75", str(go), str(release), backend=backend)
              for _ in range(2)]
-    time.sleep(1.0)  # both started and waiting (not a timing assertion)
     go.touch()
+    # The pruner that holds the lock waits before its first unlink until the
+    # other has tried, been locked out and exited: they overlap for sure.
+    tools.wait_for(lambda: any(p.poll() is not None for p in procs),
+                   "one pruner to give up", timeout=120)
+    release.touch()
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     results = [json.loads(o.strip().splitlines()[-1]) for o in outputs]
