@@ -83,7 +83,10 @@ def test_a_killed_fill_is_never_served_and_the_cleaner_reaps_it(tmp_path, backen
 @pytest.mark.parametrize("backend", concurrency.BACKENDS)
 def test_a_reader_following_a_killed_fill_gets_the_whole_body(tmp_path, backend):
     data = os.urandom(2 * MiB)
-    with tools.CountingServer() as server:
+    # A slow back end (0.2 s a chunk, 32 chunks): the fill is still running
+    # when the follower, a process started after it, asks (under load the
+    # fill once ended first, and the follower got a plain hit).
+    with tools.CountingServer(delay=0.2) as server:
         url = server.put("big", data)
         path = tools.write_conf(tmp_path)
         conf = tools.load_conf(path)
