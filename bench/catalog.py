@@ -37,6 +37,8 @@ put (N threads)     ``put_object`` from ``--threads`` threads, each its own
                     container (a node serving many clients)
 put (N, one cont.)  the same, all into one container (writers of a container
                     take turns: the row ids' commit order)
+                    (both also on PostgreSQL without group commit, for its
+                    share)
 get                 ``get_object`` of random names of a 100,000-row container
 list (rows)         ``list_objects(limit=1000, marker=random)`` on it
 changes (rows)      ``get_items_since`` over all of it, 1,000 rows a call
@@ -353,6 +355,10 @@ def compare_drivers(args: argparse.Namespace) -> int:
                              timeout=60)
         # A generous statement timeout: the bulk fill is one long COPY.
         pg_cat = PostgresCatalog(url, synchronous=args.synchronous, timeout=600)
+        # The same writes committed one by one, for group commit's share.
+        pg_alone = PostgresCatalog(url, synchronous=args.synchronous, timeout=600,
+                                   group_commit=1)
+        alone_rates: dict[str, list[float]] = {}
         try:
             for cat in (sqlite_cat, pg_cat):
                 fill(cat, "big", args.rows)
@@ -381,9 +387,16 @@ def compare_drivers(args: argparse.Namespace) -> int:
                         s = rate(ops[0][label])
                         p = rate(ops[1][label])
                     results.setdefault(label, []).append((s, p))
+                for one in (False, True):
+                    where = ", one cont." if one else " threads"
+                    label = f"put ({args.threads}{where})"
+                    alone_rates.setdefault(label, []).append(rate(partial(
+                        put_threads, pg_alone, args.threads,
+                        args.ops // args.threads, one)))
         finally:
             sqlite_cat.close()
             pg_cat.close()
+            pg_alone.close()
             import psycopg
 
             with psycopg.connect(args.postgresql, autocommit=True) as conn:
@@ -395,6 +408,11 @@ def compare_drivers(args: argparse.Namespace) -> int:
         s = statistics.median(r[0] for r in runs)
         p = statistics.median(r[1] for r in runs)
         print(f"{label:<24}{s:>12,.0f}{p:>14,.0f}{p / s:>11.2f}")
+    for label, rates in alone_rates.items():
+        alone = statistics.median(rates)
+        grouped = statistics.median(r[1] for r in results[label])
+        print(f"postgresql {label} without group commit: {alone:,.0f}/s "
+              f"(group commit {grouped / alone:.2f}x)")
     for label, rates in bare_rates.items():
         print(f"anchor: bare psycopg upsert, one row per commit, {label}: "
               f"{statistics.median(rates):,.0f}/s")

@@ -14,6 +14,7 @@ from storaged import exception
 from storaged.catalog import listing
 from storaged.catalog import names
 from storaged.catalog.broker_base import DEFAULT_RECLAIM_AGE
+from storaged.catalog.group_commit import MAX_BATCH
 from storaged.catalog.listing import check_limit
 from storaged.catalog.listing import check_listing_params
 from storaged.catalog.postgresql import url as url_mod
@@ -44,6 +45,8 @@ class PostgresCatalog:
     :param path: this node's directory for local work files (name locks);
         made on demand by whoever keeps files there.
     :param schema: the schema of the tables, instead of the URL's.
+    :param group_commit: rows that concurrent callers write share a
+        transaction, this many at most (:mod:`.batch`); 1 commits each alone.
     :raises ValueError: a bad URL.
     """
 
@@ -57,6 +60,7 @@ class PostgresCatalog:
         synchronous: str = "full",
         limits: names.Limits = names.DEFAULT_LIMITS,
         schema: str | None = None,
+        group_commit: int = MAX_BATCH,
     ) -> None:
         kwargs = url_mod.parse_url(url)
         self.url = url
@@ -68,8 +72,10 @@ class PostgresCatalog:
         self.timeout = timeout
         self.synchronous = synchronous
         self.limits = limits
+        self.group_commit = group_commit
         self._conns = Connections(
-            kwargs, self.schema, timeout=timeout, synchronous=synchronous
+            kwargs, self.schema, timeout=timeout, synchronous=synchronous,
+            group_commit=group_commit,
         )
 
     def __repr__(self) -> str:
@@ -97,6 +103,7 @@ class PostgresCatalog:
             synchronous=self.synchronous,
             limits=self.limits if limits is None else limits,
             schema=f"{self.schema}_{name}",
+            group_commit=self.group_commit,
         )
 
     def require_space(self) -> None:

@@ -42,6 +42,8 @@ from psycopg import errors as pg_errors
 
 from storaged import concurrency
 from storaged import exception
+from storaged.catalog.group_commit import MAX_BATCH
+from storaged.catalog.group_commit import GroupCommit
 from storaged.catalog.postgresql import schema as schema_mod
 
 LOG = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ class Connections:
     :param synchronous: ``full`` (each commit waits for the server's WAL
         flush) or ``normal`` (``synchronous_commit = off``: a crash of the
         server may lose the last commits, never half of one).
+    :param group_commit: rows that concurrent callers write share a
+        transaction, this many at most (:mod:`.batch`); 1 commits each alone.
     """
 
     def __init__(
@@ -86,8 +90,11 @@ class Connections:
         timeout: float,
         synchronous: str,
         idle_max: int = IDLE_MAX,
+        group_commit: int = MAX_BATCH,
     ) -> None:
         self.schema = schema
+        #: The queue of the row writes of this catalog's brokers.
+        self.group = GroupCommit(group_commit)
         self.where = (
             f"postgresql {connect_kwargs['host']}:{connect_kwargs['port']}/"
             f"{connect_kwargs['dbname']} schema {schema}"

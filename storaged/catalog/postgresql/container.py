@@ -20,8 +20,8 @@ from storaged.catalog.metadata import SYNC_KEY_KEY
 from storaged.catalog.metadata import SYNC_TO_KEY
 from storaged.catalog.metadata import check_container_metadata
 from storaged.catalog.metadata import live_values
+from storaged.catalog.postgresql import batch
 from storaged.catalog.postgresql.base import OBJECT_COLS
-from storaged.catalog.postgresql.base import PUT_ROW
 from storaged.catalog.postgresql.base import SELECT_OBJECT_FOR_WRITE
 from storaged.catalog.postgresql.base import SELECT_STATE
 from storaged.catalog.postgresql.base import WHERE_NAME
@@ -308,24 +308,18 @@ class PostgresContainerBroker(UpkeepMixin):
         """Write a PUT's or DELETE's row if it is the newest: one round trip.
 
         The lock, the write (:data:`PUT_ROW`, which decides on the server)
-        and the commit go in one batch (see :meth:`Connections.transaction`);
-        the results are read once they have all come back.
+        and the commit go in one pipeline, shared with the rows other
+        threads of this process write at the same time (:mod:`.batch`).
         """
         params = {
             **self._names, **new, "name": name, "created_at": ts.internal,
             "live": int(not new["deleted"]), "now": time.time(),
         }
-
-        def work(conn: Conn) -> tuple[Any, Any]:
-            locking = conn.execute(SELECT_STATE + " FOR UPDATE", self._names)
-            return locking, conn.execute(PUT_ROW, params)
-
-        locking, writing = self._conns.transaction(work, batch=True)
-        row = locking.fetchone()
+        row, written = batch.write_row(self._conns, self._names, params)
         if row is None:
             raise self._not_found()
         self._require_alive(state_of(row)[2])
-        return writing.fetchone() is not None
+        return written
 
     def delete_object(self, name: str | bytes, timestamp: TimestampLike) -> bool:
         """Record a delete as a tombstone if it is the newest."""

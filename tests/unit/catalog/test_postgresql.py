@@ -305,6 +305,97 @@ def test_a_writer_that_waited_for_the_lock_sees_the_row_written_meanwhile(url, p
     assert b.get_object("o").created_at == Timestamp("2000")
 
 
+def _wait_for(predicate, what, patience=30.0):
+    deadline = time.monotonic() + patience
+    while not predicate():
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.01)
+
+
+def test_concurrent_writes_share_one_transaction_each_its_own_answer(url, pg):
+    # A leader waits behind a held lock of the containers' rows while eight
+    # more writes queue: they go in one transaction (one xmin), and each
+    # caller gets its own answer.
+    pg.container("AUTH_a", "c1").create("1000")
+    pg.container("AUTH_a", "c2").create("1000")
+    gone = pg.container("AUTH_a", "gone")
+    gone.create("1000")
+    gone.delete("1001")
+    answers = {}
+
+    def put(i, container, name, ts):
+        try:
+            answers[i] = pg.container("AUTH_a", container).put_object(
+                name, ts, 1, "t", "e")
+        except exception.StoragedError as err:
+            answers[i] = type(err).__name__
+
+    writes = [("c1", "first", "2000"), ("c2", "a", "2000"), ("c1", "b", "2000"),
+              ("c2", "c", "2000"), ("nope", "d", "2000"), ("gone", "e", "2000"),
+              ("c1", "first", "1999"), ("c1", "f", "2000"), ("c2", "a", "2001")]
+    group = pg._conns.group
+    with admin(url) as holder:
+        holder.autocommit = False
+        holder.execute(f'SELECT 1 FROM "{schema_of(url)}".containers FOR UPDATE')
+        threads = [threading.Thread(target=put, args=(i, *w))
+                   for i, w in enumerate(writes)]
+        threads[0].start()
+        _wait_for(lambda: group._leading, "led")
+        for t in threads[1:]:
+            t.start()
+        _wait_for(lambda: len(group._pending) == len(writes) - 1, "queued")
+        holder.commit()
+        for t in threads:
+            t.join(30)
+    assert [answers[i] for i in range(len(writes))] == [
+        True, True, True, True, "ContainerNotFound", "ContainerNotFound", False,
+        True, True]
+    schema = schema_of(url)
+    with admin(url) as conn:
+        rows = conn.execute(
+            f'SELECT c.container, o.name, o.row_id, o.xmin::text FROM "{schema}"'
+            f'.objects o JOIN "{schema}".containers c ON c.id = o.container_id '
+            "ORDER BY c.container, o.row_id").fetchall()
+    by_name = {(r[0], r[1]): r for r in rows}
+    assert sorted(by_name) == [("c1", "b"), ("c1", "f"), ("c1", "first"),
+                               ("c2", "a"), ("c2", "c")]
+    batch_xmins = {by_name[k][3] for k in by_name if k != ("c1", "first")}
+    assert len(batch_xmins) == 1
+    assert by_name["c1", "first"][3] not in batch_xmins
+    # Row ids in commit order, one per write, per container.
+    assert [r[2] for r in rows if r[0] == "c1"] == [1, 2, 3]
+    assert [(r[1], r[2]) for r in rows if r[0] == "c2"] == [("c", 2), ("a", 3)]
+    assert pg.container("AUTH_a", "c2").get_object("a").created_at == Timestamp("2001")
+    assert pg.container("AUTH_a", "c1").info().object_count == 3
+
+
+def test_a_write_that_fails_in_a_batch_fails_alone(pg):
+    # A statement error rolls the whole pipeline back: every write is then
+    # run on its own, and only the failing one's caller gets the error.
+    from storaged.catalog.group_commit import Change
+    from storaged.catalog.postgresql import batch
+
+    pg.container("AUTH_a", "c").create("1000")
+    names = {"account": "AUTH_a", "container": "c"}
+
+    def write(name, size):
+        params = {**names, "name": name, "created_at": Timestamp("2000").internal,
+                  "size": size, "content_type": "t", "etag": "e", "backend": "",
+                  "location": "", "deleted": False, "metadata": "{}", "live": 1,
+                  "now": time.time()}
+        return Change(batch.RowWrite(names, params))
+
+    changes = [write("good", 1), write("bad", 2**70), write("also-good", 2)]
+    batch.run_batch(pg._conns, changes)
+    assert [c.result[1] if c.error is None else None for c in changes] == [
+        True, None, True]
+    assert isinstance(changes[1].error, exception.CatalogError)
+    assert "out of range" in str(changes[1].error)
+    broker = pg.container("AUTH_a", "c")
+    assert [r.name for r in broker.list_objects()] == ["also-good", "good"]
+    assert broker.info().bytes_used == 3
+
+
 GREEN_CHILD = r"""
 import sys
 from storaged import concurrency
