@@ -170,7 +170,12 @@ def setup(backend: str | None = None, argv: Sequence[str] = ()) -> str:
         eventlet.monkey_patch()
         oslo_backend.init_backend(oslo_backend.BackendType.EVENTLET)
     else:
-        oslo_backend.init_backend(oslo_backend.BackendType.THREADING)
+        # Loaded when a service first asks for it: oslo.service's threading
+        # backend imports futurist, which imports eventlet (a fifth of a
+        # second), and a command that runs no service needs none of it.
+        oslo_backend.register_backend_default_hook(
+            lambda: oslo_backend.BackendType.THREADING
+        )
     _backend, _source = backend, source
     share_logging_locks()
     return backend

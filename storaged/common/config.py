@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
+import logging
 import os
 import re
 import sys
@@ -28,7 +29,6 @@ from typing import Any
 from urllib import parse as urlparse
 
 from oslo_config import cfg
-from oslo_log import log as logging
 from oslo_service import opts as service_opts
 
 from storaged import concurrency
@@ -141,7 +141,9 @@ def _check_unknown(conf: cfg.ConfigOpts, sources: OptionSources) -> None:
                     raise exception.ConfigError("unknown option", path, section, option)
 
 
-def _check_storaged(conf: cfg.ConfigOpts, sources: OptionSources) -> None:
+def _check_storaged(
+    conf: cfg.ConfigOpts, sources: OptionSources, daemon: bool
+) -> None:
     """Checks that need several options or knowledge of the drivers."""
     from storaged import coordination
     from storaged import kvs
@@ -171,7 +173,7 @@ def _check_storaged(conf: cfg.ConfigOpts, sources: OptionSources) -> None:
             "DEFAULT",
             "graceful_shutdown_timeout",
         )
-    active = concurrency.backend() if _has_backend() else None
+    active = concurrency.backend() if daemon and _has_backend() else None
     if (
         active is not None
         and conf.concurrency_backend != active
@@ -200,10 +202,26 @@ def _has_backend() -> bool:
     return True
 
 
-def register_all(conf: cfg.ConfigOpts) -> None:
-    """Register every option a storaged command may read."""
+def register_all(conf: cfg.ConfigOpts, setup_logging: bool = True) -> None:
+    """Register every option a storaged command may read.
+
+    :param setup_logging: oslo.log will be set up on ``conf`` (it keeps the
+        ``conf`` then, to reload on SIGHUP); otherwise its options are only
+        registered, as files may hold them, without importing its logging
+        machinery (a fifth of a command's start-up).
+    """
     storaged_opts.register_opts(conf)
-    logging.register_options(conf)
+    if setup_logging:
+        from oslo_log import log as oslo_logging
+
+        oslo_logging.register_options(conf)
+    else:
+        from oslo_log import _options as log_options
+
+        conf.register_cli_opts(log_options.common_cli_opts)
+        conf.register_cli_opts(log_options.logging_cli_opts)
+        conf.register_opts(log_options.generic_log_opts)
+        conf.register_opts(log_options.log_opts)
     service_opts.register_service_opts(conf)
 
 
@@ -217,6 +235,7 @@ def prepare_service(
     validators: Sequence[Validator] = (),
     setup_logging: bool = True,
     conf: cfg.ConfigOpts | None = None,
+    daemon: bool = True,
 ) -> cfg.ConfigOpts:
     """Build, parse and validate a command's configuration; set up logging.
 
@@ -228,11 +247,14 @@ def prepare_service(
     :param validators: more checks, run after the common ones.
     :param setup_logging: set up oslo.log (off for ``config check`` output).
     :param conf: an empty ``ConfigOpts`` to fill (tests); a new one otherwise.
+    :param daemon: the process must run on ``concurrency_backend`` (a
+        daemon); False for a command that runs on native threads whatever
+        the files say (``storaged-manage``).
     :returns: the parsed ``ConfigOpts``.
     :raises storaged.exception.ConfigError: anything wrong, in one line.
     """
     conf = conf if conf is not None else cfg.ConfigOpts()
-    register_all(conf)
+    register_all(conf, setup_logging)
     if cli_opts:
         conf.register_cli_opts(list(cli_opts))
     if register is not None:
@@ -288,7 +310,7 @@ def prepare_service(
         storaged_opts.register_dynamic_opts(conf)
         _check_unknown(conf, sources)
         _check_values(conf, sources)
-        _check_storaged(conf, sources)
+        _check_storaged(conf, sources, daemon)
         for check in validators:
             check(conf, sources)
     except exception.ConfigError as err:
@@ -325,7 +347,9 @@ def _not_utf8(argv: Sequence[str]) -> exception.ConfigError:
 
 def _setup_logging(conf: cfg.ConfigOpts, prog: str, sources: OptionSources) -> None:
     try:
-        logging.setup(conf, "storaged")
+        from oslo_log import log as oslo_logging
+
+        oslo_logging.setup(conf, "storaged")
     except (OSError, ValueError) as err:
         option = "log_config_append" if conf.log_config_append else "log_file"
         raise exception.ConfigError(

@@ -2,7 +2,7 @@
 
 Which back ends are read through the cache is set per back end, with
 ``cache = true`` in the back end's own section (see
-:data:`storaged.objectstore.backend.BACKEND_OPTS`).
+:data:`storaged.conf.store.BACKEND_OPTS`).
 """
 
 from __future__ import annotations

@@ -21,19 +21,48 @@ See ``docs/coordination.rst`` for back end choice and guarantees.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+from typing import Any
+
 from storaged.coordination.backends import mask_url
 from storaged.coordination.backends import validate_conf
-from storaged.coordination.coordinator import Coordinator
 from storaged.coordination.errors import CoordinationError
 from storaged.coordination.errors import CoordinationUnavailable
 from storaged.coordination.errors import LockAcquireTimeout
 from storaged.coordination.errors import LockLost
-from storaged.coordination.lock import Lock
-from storaged.coordination.lock import LockInfo
-from storaged.coordination.lock import MultiLock
-from storaged.coordination.lock import stored_name
-from storaged.coordination.lock import synchronized
-from storaged.coordination.partitioner import Partitioner
+
+if TYPE_CHECKING:
+    from storaged.coordination.coordinator import Coordinator
+    from storaged.coordination.lock import Lock
+    from storaged.coordination.lock import LockInfo
+    from storaged.coordination.lock import MultiLock
+    from storaged.coordination.lock import stored_name
+    from storaged.coordination.lock import synchronized
+    from storaged.coordination.partitioner import Partitioner
+
+# What needs tooz is imported on first use: tooz imports futurist, which
+# imports eventlet, a fifth of a second that checking a configuration
+# (validate_conf, mask_url) does not need.
+_LAZY = {
+    "Coordinator": "storaged.coordination.coordinator",
+    "Lock": "storaged.coordination.lock",
+    "LockInfo": "storaged.coordination.lock",
+    "MultiLock": "storaged.coordination.lock",
+    "stored_name": "storaged.coordination.lock",
+    "synchronized": "storaged.coordination.lock",
+    "Partitioner": "storaged.coordination.partitioner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CoordinationError",

@@ -29,17 +29,17 @@ from collections.abc import Callable
 import os
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Final
 
 from oslo_config import cfg
 
-from storaged.catalog import SYNC_KEY_KEY
-from storaged.catalog import SYNC_TO_KEY
-from storaged.catalog import Subdir
 from storaged.exception import UsageError
 from storaged.manage import output
-from storaged.objects import ObjectRepository
+
+if TYPE_CHECKING:
+    from storaged.objects import ObjectRepository
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -200,6 +200,10 @@ def check_sync_to(conf: cfg.ConfigOpts, value: str) -> str:
 
 
 def _service(conf: cfg.ConfigOpts) -> ObjectRepository:
+    # Imported when a command needs the data: the catalog and the store are
+    # most of this command's start-up, and --help or status need neither.
+    from storaged.objects import ObjectRepository
+
     return ObjectRepository.from_conf(conf)
 
 
@@ -338,6 +342,9 @@ def container_show(conf: cfg.ConfigOpts) -> int:
 
 def container_set(conf: cfg.ConfigOpts) -> int:
     """``container set``."""
+    from storaged.catalog import SYNC_KEY_KEY
+    from storaged.catalog import SYNC_TO_KEY
+
     args = conf.command
     account, container = split_target(args.target)
     updates = parse_meta(args.meta, CONTAINER_META)
@@ -523,6 +530,8 @@ def object_delete(conf: cfg.ConfigOpts) -> int:
 
 def object_list(conf: cfg.ConfigOpts) -> int:
     """``object list``."""
+    from storaged.catalog import Subdir
+
     args = conf.command
     account, container = split_target(args.target)
     svc = _service(conf)

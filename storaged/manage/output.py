@@ -11,8 +11,6 @@ import sys
 from typing import Any
 from typing import TextIO
 
-import tqdm
-
 FORMATS = ("human", "json")
 
 #: below this many bytes a transfer shows no progress line
@@ -108,6 +106,8 @@ class Progress:
         self.enabled = shown and (total is None or total >= min_total)
         self._bar: Any = None
         if self.enabled:
+            import tqdm  # only for a bar shown: a tenth of --help's start-up
+
             self._bar = tqdm.tqdm(
                 total=total, desc=label, file=self.stream, unit=unit,
                 unit_scale=unit == "B", unit_divisor=1024 if unit == "B" else 1000,

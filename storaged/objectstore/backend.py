@@ -1,11 +1,12 @@
 """Several back ends from one configuration: options, parsing, checking, loading.
 
-The loader owns the object store's options, as glance_store's ``backend``
-module does: the static ones (``[DEFAULT] enabled_backends``, ``[store]
-default_backend`` and ``reserved_backends``, :func:`register_opts`), the
-group of each enabled back end id (the common :data:`BACKEND_OPTS` plus its
-driver's ``OPTIONS``, :func:`register_dynamic_opts` once the files are
-parsed) and the listing for the sample configuration (:func:`list_opts`).
+The loader registers the group of each enabled back end id (the common
+:data:`storaged.conf.store.BACKEND_OPTS` plus its driver's ``OPTIONS``,
+:func:`register_dynamic_opts` once the files are parsed) and lists the
+options for the sample configuration (:func:`list_opts`); the static ones
+(``[DEFAULT] enabled_backends``, ``[store] default_backend`` and
+``reserved_backends``) are declared in :mod:`storaged.conf.store`, which
+needs no driver.
 
 The configuration names the back ends and their types::
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Iterator
 import dataclasses
+import functools
 from importlib import metadata
 import logging
 from typing import Any
@@ -44,6 +46,7 @@ import stevedore
 from stevedore import exception as stevedore_exception
 
 from storaged import exception
+from storaged.conf import store as store_conf
 from storaged.objectstore import names
 from storaged.objectstore.capabilities import Capability
 from storaged.objectstore.driver import Driver
@@ -60,134 +63,10 @@ _RESERVED = ("store", "reserved_backends")
 
 # -- options ------------------------------------------------------------------
 
-GROUP = cfg.OptGroup(
-    "store",
-    title="Object store",
-    help="""
-The object store: back ends that keep object data.
-
-Each back end listed in ``[DEFAULT] enabled_backends`` has its own section,
-named after its id, with the options of its type (see the ``[file]``,
-``[http]``, ``[swift]`` and ``[s3]`` sections of this sample for what each
-type accepts).
-""",
-)
-
-DEFAULT_OPTS: list[cfg.Opt] = [
-    cfg.ListOpt(
-        "enabled_backends",
-        default=["local:file"],
-        help="""
-Object store back ends of this node, as a comma-separated list of ``ID:TYPE``.
-
-The ID names the back end in locations, in the catalog and in the section
-that holds its options (``[ID]``); the TYPE picks its driver. The default,
-``local:file``, keeps objects under ``$state_path/objects`` and needs no
-other setting.
-
-Possible values:
-    * ``ID:TYPE`` pairs, e.g. ``local:file, fast:file, mirror:http``
-    * ID: a letter, then up to 63 letters, digits, ``_`` or ``-``; unique,
-      and not the name of another section (``store``, ``kvs``, ...)
-    * TYPE: ``file`` (local or mounted directories, read-write),
-      ``http`` (read-only HTTP(S) URLs), ``swift`` (a container of an
-      OpenStack Swift account, read-write) or ``s3`` (an S3 bucket, through
-      boto3: install storaged's ``s3`` extra)
-
-Related options:
-    * ``[store] default_backend``, ``[store] reserved_backends``
-    * ``[ID] weight`` and the options of each TYPE
-""",
-    ),
-]
-
-STORE_OPTS: list[cfg.Opt] = [
-    cfg.StrOpt(
-        "default_backend",
-        help="""
-Back end that receives new objects when the caller names none.
-
-When unset and exactly one back end that is not reserved is enabled, that
-one is the default; with several, it must be set.
-
-Possible values:
-    * An ID from ``[DEFAULT] enabled_backends`` that is not reserved
-
-Related options:
-    * ``[DEFAULT] enabled_backends``, ``[store] reserved_backends``
-""",
-    ),
-    cfg.ListOpt(
-        "reserved_backends",
-        default=[],
-        help="""
-Back ends kept for storaged's internal use.
-
-A reserved back end is configured like any other (it must be listed in
-``[DEFAULT] enabled_backends`` and has its own section), but it is never the
-default, and it is left out of the back ends offered to clients and of
-weight ordering; storaged components ask for it by id.
-
-Possible values:
-    * A comma-separated list of IDs from ``[DEFAULT] enabled_backends``
-
-Related options:
-    * ``[DEFAULT] enabled_backends``, ``[store] default_backend``
-""",
-    ),
-]
-
-#: options every back end group has, whatever its type.
-BACKEND_OPTS: list[cfg.Opt] = [
-    cfg.IntOpt(
-        "weight",
-        default=0,
-        min=-1000000,
-        max=1000000,
-        mutable=True,
-        help="""
-Preference of this back end when an object has locations on several.
-
-Locations are ordered by weight, highest first; equal weights keep their
-order. Only the order matters, not the size of the gaps. Read from memory:
-looking it up never touches the back end.
-
-Possible values:
-    * An integer; 0 (the default) for no preference
-""",
-    ),
-    cfg.StrOpt(
-        "description",
-        default="",
-        mutable=True,
-        help="A short description of the back end, shown to operators.",
-    ),
-    cfg.BoolOpt(
-        "cache",
-        default=False,
-        help="""
-Read this back end's objects through the local object cache.
-
-For slow or remote back ends: a read is served from ``[cache] cache_dir``
-when the object is there; otherwise it streams from the back end while the
-cache is filled.
-
-Related options:
-    * ``[cache] cache_dir``, ``[cache] max_size``
-""",
-    ),
-]
-
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the static object store options on ``conf``."""
-    conf.register_opts(DEFAULT_OPTS)
-    # A fresh group per ConfigOpts: oslo.config copies the group shallowly,
-    # so a shared module-level one would carry options between instances.
-    conf.register_group(
-        cfg.OptGroup(GROUP.name, title=GROUP.title, help=GROUP.help)
-    )
-    conf.register_opts(STORE_OPTS, group=GROUP.name)
+    """Register the static object store options (:mod:`storaged.conf.store`)."""
+    store_conf.register_opts(conf)
 
 
 def register_dynamic_opts(conf: cfg.ConfigOpts) -> None:
@@ -219,12 +98,13 @@ def list_opts() -> list[tuple[str | cfg.OptGroup | None, list[cfg.Opt]]]:
     the common back end options and the driver's own ``OPTIONS``.
     """
     result: list[tuple[str | cfg.OptGroup | None, list[cfg.Opt]]] = [
-        (None, DEFAULT_OPTS),
-        (GROUP, STORE_OPTS),
+        (None, store_conf.DEFAULT_OPTS),
+        (store_conf.GROUP, store_conf.STORE_OPTS),
     ]
     for name in known_types():
         driver = driver_class(name)
-        result.append((_type_group(name), BACKEND_OPTS + list(driver.OPTIONS)))
+        opts = store_conf.BACKEND_OPTS + list(driver.OPTIONS)
+        result.append((_type_group(name), opts))
     return result
 
 
@@ -249,8 +129,12 @@ def known_types() -> list[str]:
     return sorted({ep.name for ep in metadata.entry_points(group=NAMESPACE)})
 
 
+@functools.cache
 def driver_class(type_name: str) -> type[Driver]:
     """Load the driver class of a back end type through its entry point.
+
+    Looked up once per process (a look-up scans the installed entry points);
+    a failure raises, and is not remembered.
 
     :raises storaged.exception.ConfigError: unknown type, a driver that
         cannot be imported, or one that is not a :class:`Driver`.
@@ -325,7 +209,7 @@ def _is_backend_group(conf: cfg.ConfigOpts, name: str) -> bool:
     except (cfg.NoSuchOptError, KeyError):
         return False
     return isinstance(attr, cfg.ConfigOpts.GroupAttr) and all(
-        opt.dest in attr for opt in BACKEND_OPTS
+        opt.dest in attr for opt in store_conf.BACKEND_OPTS
     )
 
 
@@ -357,7 +241,7 @@ def register_backend_opts(conf: cfg.ConfigOpts) -> list[BackendSpec]:
             )
         )
         conf.register_opts(
-            BACKEND_OPTS + list(cls.OPTIONS), group=backend_id
+            store_conf.BACKEND_OPTS + list(cls.OPTIONS), group=backend_id
         )
         specs.append(BackendSpec(backend_id, type_name, backend_id in reserved))
     return specs

@@ -122,7 +122,7 @@ class Node:
 
     def manage(self, *args, env=None):
         return subprocess.run(
-            [sys.executable, "-m", "storaged.cmd.manage", "--config-file",
+            [sys.executable, "-m", "storaged.manage.cli", "--config-file",
              str(self.conf), *args],
             env=self.env(**(env or {})), capture_output=True, text=True, timeout=120,
         )

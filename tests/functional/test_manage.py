@@ -13,7 +13,7 @@ ENV = dict(os.environ, STORAGED_CONCURRENCY_BACKEND="eventlet")
 
 def run(*args, timeout=60):
     return subprocess.run(
-        [sys.executable, "-m", "storaged.cmd.manage", *args],
+        [sys.executable, "-m", "storaged.manage.cli", *args],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout,
     )
 

@@ -20,7 +20,7 @@ def manage(tmp_path):
 
     def run(*args, stdin=None, check=None):
         proc = subprocess.run(
-            [sys.executable, "-m", "storaged.cmd.manage", "--config-file", str(conf),
+            [sys.executable, "-m", "storaged.manage.cli", "--config-file", str(conf),
              *args],
             cwd=ROOT, env=ENV, input=stdin, capture_output=True, timeout=120,
         )

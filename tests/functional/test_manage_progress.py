@@ -27,7 +27,7 @@ MiB = 1024 * 1024
 def manage(tmp_path):
     conf = tmp_path / "storaged.conf"
     conf.write_text("[DEFAULT]\nstate_path = %s\n" % (tmp_path / "state"))
-    argv = [sys.executable, "-m", "storaged.cmd.manage", "--config-file", str(conf)]
+    argv = [sys.executable, "-m", "storaged.manage.cli", "--config-file", str(conf)]
 
     def piped(*args):
         proc = subprocess.run([*argv, *args], cwd=ROOT, env=ENV, capture_output=True,

@@ -21,7 +21,7 @@ REALMS = "[realm1]\nkey = realm-secret\ncluster_c1 = http://127.0.0.1:8080/v1/\n
 
 def run(conf, *args):
     return subprocess.run(
-        [sys.executable, "-m", "storaged.cmd.manage", "--config-file", str(conf),
+        [sys.executable, "-m", "storaged.manage.cli", "--config-file", str(conf),
          *args],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60,
     )
@@ -156,7 +156,7 @@ def test_object_metadata_that_is_not_utf8_prints_its_bytes(conf, tmp_path):
     data = tmp_path / "data.bin"
     data.write_bytes(b"hello")
     env = dict(ENV, LC_ALL="C.UTF-8", PYTHONIOENCODING="utf-8")
-    base = [sys.executable, "-m", "storaged.cmd.manage", "--config-file", str(conf)]
+    base = [sys.executable, "-m", "storaged.manage.cli", "--config-file", str(conf)]
     put = subprocess.run([*base, "object", "put", "A/C", "raw", str(data),
                                  "--meta", os.fsencode("raw=\udcff\udcfeok")],
                          cwd=ROOT, env=env, capture_output=True, timeout=60)

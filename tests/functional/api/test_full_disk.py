@@ -178,7 +178,7 @@ def test_sqlite_disk_full_answers_507_not_500(small_fs):
 def manage(conf, *args):
     env = dict(os.environ, STORAGED_CONCURRENCY_BACKEND="eventlet")
     return subprocess.run(
-        [sys.executable, "-m", "storaged.cmd.manage", "--config-file", str(conf),
+        [sys.executable, "-m", "storaged.manage.cli", "--config-file", str(conf),
          *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )

@@ -1,6 +1,6 @@
 """``storaged-manage`` with only its ``cache`` commands, for these tests.
 
-The same parsing and dispatch as :mod:`storaged.cmd.manage`, over
+The same parsing and dispatch as :mod:`storaged.manage.cli`, over
 :mod:`storaged.manage.cache` alone, so that the commands are tested as an
 operator runs them: ``python -m tests.functional.cache.manage --config-file
 F cache list --format json``.

@@ -107,5 +107,5 @@ def manage(node: NodeApi, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.pop("NOTIFY_SOCKET", None)
     return subprocess.run(
-        [sys.executable, "-m", "storaged.cmd.manage", "--config-file", node.conf,
+        [sys.executable, "-m", "storaged.manage.cli", "--config-file", node.conf,
          *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -160,7 +160,7 @@ class SyncDaemon:
 
     def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "storaged.cmd.manage", "--config-file", self.conf,
+            [sys.executable, "-m", "storaged.manage.cli", "--config-file", self.conf,
              *args], cwd=ROOT, env=self.env(), capture_output=True, text=True,
             timeout=60)
 

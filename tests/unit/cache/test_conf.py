@@ -11,8 +11,8 @@ import pytest
 from storaged import exception
 from storaged.common import config
 from storaged.conf import cache as cache_conf
+from storaged.conf import store as store_conf
 from storaged.objects import ObjectRepository
-from storaged.objectstore import backend as store_conf
 
 CACHE_OPTIONS = [
     "cache_dir", "clean_interval", "fill_wait_timeout", "invalid_grace",

@@ -147,7 +147,7 @@ def test_command_line_error_exits_2_with_one_line(tmp_path):
     path = tmp_path / "storaged.conf"
     path.write_text("[kvs]\ntimeout = soon\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "storaged.cmd.manage", "--config-file", str(path),
+        [sys.executable, "-m", "storaged.manage.cli", "--config-file", str(path),
          "config", "check"],
         capture_output=True, text=True, timeout=60,
         env=dict(os.environ, STORAGED_CONCURRENCY_BACKEND="threading"),

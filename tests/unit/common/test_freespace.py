@@ -69,7 +69,7 @@ def test_config_check_refuses_a_reserve_over_100_percent(tmp_path):
     conf.write_text("[DEFAULT]\nstate_path = %s\n[catalog]\nfallocate_reserve = 150%%\n"
                     % tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", "storaged.cmd.manage", "--config-file", str(conf),
+        [sys.executable, "-m", "storaged.manage.cli", "--config-file", str(conf),
          "config", "check"], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr

@@ -66,7 +66,7 @@ def test_api_and_sync_read_the_same_realms_file(tmp_path, spelling):
 def test_config_check_names_the_deprecated_spelling(tmp_path):
     conf, realms = _conf(tmp_path, "deprecated")
     proc = subprocess.run(
-        [sys.executable, "-m", "storaged.cmd.manage", "--config-file",
+        [sys.executable, "-m", "storaged.manage.cli", "--config-file",
          conf.config_file[0], "config", "check", "--format", "json"],
         cwd=ROOT, env=dict(os.environ, STORAGED_CONCURRENCY_BACKEND="threading"),
         capture_output=True, text=True, timeout=60,

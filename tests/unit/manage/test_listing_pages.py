@@ -12,8 +12,8 @@ import pytest
 
 from storaged.catalog import factory
 from storaged.catalog.timestamp import Timestamp
-from storaged.cmd import manage
 from storaged.common import config
+from storaged.manage import cli as manage
 from storaged.manage import data
 
 NAMES = sorted(

@@ -261,7 +261,10 @@ COMMANDS: dict[tuple[str, ...], Callable[[cfg.ConfigOpts], int]] = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``storaged-manage``."""
     args = sys.argv[1:] if argv is None else argv
-    concurrency.setup(argv=args)
+    # An operator's command runs no loop of green threads: native threads,
+    # never monkey-patched, whatever [DEFAULT] concurrency_backend says
+    # (that option is the daemons'), and none of eventlet's import cost.
+    concurrency.setup(concurrency.THREADING)
     # Object metadata may hold bytes that are not UTF-8 (Swift keeps them):
     # they are printed as they are, as names from argv come in.
     reconfigure = getattr(sys.stdout, "reconfigure", None)
@@ -276,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             "every daemon of every node is doing.",
             cli_opts=[COMMAND_OPT],
             setup_logging=False,
+            daemon=False,
         )
         name = conf.command.name
         action = getattr(conf.command, "action", None)
