@@ -262,9 +262,17 @@ class Scrubber:
             if age < self.store.orphan_grace:
                 report.in_progress += 1
                 continue
-            if object_id and self._named_by_manifest(container, object_id, upload):
-                continue
             where = f"swift://{segments}/{prefix}/"
+            if object_id:
+                try:
+                    if self._named_by_manifest(container, object_id, upload):
+                        continue
+                except swift_client.SwiftClientError as err:
+                    # In doubt the segments stay, and the report says why.
+                    report.errors.append(ScrubFinding(
+                        where, f"cannot tell whether a manifest names them: {err}"
+                    ))
+                    continue
             report.orphans.append(
                 ScrubFinding(
                     where, f"{len(ages)} segments of a large add that never finished"
@@ -280,10 +288,7 @@ class Scrubber:
                     )
 
     def _named_by_manifest(self, container: str, object_id: str, upload: str) -> bool:
-        try:
-            resp = self.client.request(
-                "HEAD", f"{quote(container)}/{quote(object_id)}", ok=(404,)
-            )
-        except swift_client.SwiftClientError:
-            return True  # in doubt, keep the segments
+        resp = self.client.request(
+            "HEAD", f"{quote(container)}/{quote(object_id)}", ok=(404,)
+        )
         return resp.status // 100 == 2 and resp.headers.get(META + "upload") == upload

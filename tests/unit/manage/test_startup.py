@@ -27,9 +27,9 @@ print(json.dumps({"status": status, "modules": sorted(sys.modules)}))
 """
 
 NEVER = ("eventlet", "futurist", "tooz", "greenlet")
-NOT_FOR_HELP = NEVER + ("storaged.objectstore", "storaged.catalog", "storaged.objects",
-                        "storaged.kvs", "storaged.cache", "prometheus_client",
-                        "oslo_log.log", "oslo_service.backend._threading")
+NOT_FOR_HELP = (*NEVER, "storaged.objectstore", "storaged.catalog", "storaged.objects",
+                "storaged.kvs", "storaged.cache", "prometheus_client", "oslo_log.log",
+                "oslo_service.backend._threading")
 
 
 def _loaded(tmp_path, *argv):
