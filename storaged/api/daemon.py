@@ -53,6 +53,7 @@ from storaged import concurrency
 from storaged import metrics
 from storaged.api import server
 from storaged.common import systemd
+from storaged.conf import api as api_conf
 
 LOG = logging.getLogger(__name__)
 
@@ -223,6 +224,7 @@ def run(conf: cfg.ConfigOpts, build_app: AppFactory, notifier: systemd.Notifier)
         return 1
     host, port = sock.getsockname()[:2]
     where = "%s:%s" % (host, port)
+    workers = api_conf.worker_count(group.workers)
     # Directories and schemas are made here, once; a bad store or catalog
     # stops the start before any worker exists.
     probe = build_app()
@@ -231,18 +233,18 @@ def run(conf: cfg.ConfigOpts, build_app: AppFactory, notifier: systemd.Notifier)
         close()
     conf.register_mutate_hook(_reopen_logs_hook)
     LOG.info("storaged-api listening on %s (%s backend, %d worker(s))",
-             where, concurrency.backend(), group.workers)
+             where, concurrency.backend(), workers)
     # /metrics is the parent's: under multiprocess mode it adds up the
     # figures of every worker (and of one served in-process).
     metrics.serve()
-    watch = ReadyWatch(notifier, group.workers, where)
+    watch = ReadyWatch(notifier, workers, where)
     watch.start()
     service = ApiService(conf, sock, build_app, notifier, watch.write_fd)
     try:
         if concurrency.is_eventlet():
-            status = _launch_oslo(conf, service, group.workers)
+            status = _launch_oslo(conf, service, workers)
         else:
-            status = _launch_cotyledon(conf, service, group.workers)
+            status = _launch_cotyledon(conf, service, workers)
     finally:
         notifier.stop_watchdog()
         sock.close()

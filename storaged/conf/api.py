@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import dataclasses
+import os
 from typing import Any
 from typing import Final
 
 from oslo_config import cfg
+from oslo_config import types
 
 from storaged import exception
 from storaged.common import configfiles
@@ -43,6 +45,48 @@ ACCOUNT_PREFIX: Final = "AUTH_"
 ADMIN: Final = ".admin"
 RESELLER_ADMIN: Final = ".reseller_admin"
 GROUPS: Final = frozenset({ADMIN, RESELLER_ADMIN})
+
+
+#: The most workers ``[api] workers`` takes.
+MAX_WORKERS: Final = 256
+
+
+class WorkerCount(types.ConfigType):
+    """``[api] workers``: a number of processes, or ``auto``."""
+
+    def __init__(self) -> None:
+        super().__init__(type_name="integer or 'auto'")
+        self._number = types.Integer(min=1, max=MAX_WORKERS)
+
+    def __call__(self, value: Any) -> int | str:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        number = self._number(value)
+        assert isinstance(number, int)  # Integer(min=1) never gives None
+        return number
+
+    def __repr__(self) -> str:
+        return "WorkerCount"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WorkerCount)
+
+    def __hash__(self) -> int:
+        return hash(WorkerCount)
+
+    def _formatter(self, value: Any) -> str:
+        return str(value)
+
+
+def worker_count(value: int | str) -> int:
+    """The processes ``[api] workers`` asks for: ``auto`` is the usable CPUs."""
+    if value != "auto":
+        return int(value)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_WORKERS))
 
 
 API_OPTS = [
@@ -65,21 +109,22 @@ Related options:
         default=8080,
         help="TCP port the server listens on (Swift's proxy uses 8080 too).",
     ),
-    cfg.IntOpt(
+    cfg.Opt(
         "workers",
-        default=1,
-        min=1,
-        max=256,
+        type=WorkerCount(),
+        default="auto",
         help="""
-Server processes sharing the listening socket.
+Server processes sharing the listening socket: a number, or ``auto`` (the
+default, as Swift's proxy has it): one per CPU this process may run on.
 
-With 1 (the default) one process serves every request: under eventlet
-thousands of connections at once, on one CPU core for the Python work (data
-I/O and hashing run in native threads). More workers use more cores; each is
-a separate process forked after the socket is bound. Tokens stay valid
+One process serves many connections at once (thousands under eventlet), but
+its Python work runs on one CPU core at a time; more workers use more cores
+(each is a separate process forked after the socket is bound, and the
+SIGHUP, SIGTERM and READY behaviour holds for every one). Tokens stay valid
 across workers (they are signed, not stored).
 
 Possible values:
+    * ``auto``: the number of CPUs in this process's affinity mask
     * 1 to 256
 
 Related options:

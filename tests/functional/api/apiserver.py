@@ -76,6 +76,9 @@ class ApiServer:
             "client_timeout": "10",
             "realms_file": self.realms,
             "token_secret": "functional-tests",
+            # One process unless a test asks for more ("auto", the default
+            # of the option, is tested on its own): the tests look at it.
+            "workers": "1",
         }
         self.api.update(api or {})
         self.default = {

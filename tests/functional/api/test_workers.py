@@ -133,3 +133,16 @@ def test_sigterm_lets_every_worker_drain(tmp_path, backend):
     log = server.output()
     assert _pids(log, r"Worker \d+ stopped") == children
     assert "storaged-api stopped" in log
+
+
+def test_auto_starts_one_worker_per_usable_cpu(tmp_path):
+    # "auto", the default: as many workers as CPUs this process may run on
+    # (one serves in-process).
+    expected = len(os.sched_getaffinity(0))
+    server = ApiServer(tmp_path, api={"workers": "auto"})
+    with server:
+        assert re.search(r"listening on \S+ \(eventlet backend, %d worker\(s\)\)"
+                         % expected, server.output()), server.output()
+        if expected > 1:
+            assert len(_children(server.proc.pid)) == expected
+        assert server.stop() == 0
