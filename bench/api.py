@@ -26,7 +26,7 @@ servers, one replica, tempauth, ``--swift-workers`` workers each) and adds
 storaged's ratio to Swift for each row.
 
 Usage: python -m bench.api [--quick] [--backend eventlet|threading|both]
-                           [--workers N] [--reps N] [--metrics off|on|both]
+                           [--workers N|auto] [--reps N] [--metrics off|on|both]
                            [--anchor swift] [--swift-workers N]
 """
 
@@ -259,8 +259,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--backend", choices=("eventlet", "threading", "both"),
                         default="eventlet")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="[api] workers (default 1)")
+    parser.add_argument("--workers", default="auto",
+                        help="[api] workers: a number or auto (the option's "
+                        "default, and this one's)")
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     parser.add_argument("--metrics", choices=("off", "on", "both"), default="off",
                         help="[api] metrics_port unset, set, or both side by side "
@@ -280,7 +281,7 @@ def main() -> int:
     args.count_large = args.count_large or (32 if args.quick else 200)
     backends = ["eventlet", "threading"] if args.backend == "both" else [args.backend]
     print("storaged-api bench: %d rep(s), %d x 1 KiB and %d x 1 MiB per phase, "
-          "%d worker(s), %d CPUs" % (args.reps, args.count_small, args.count_large,
+          "%s worker(s), %d CPUs" % (args.reps, args.count_small, args.count_large,
                                      args.workers, os.cpu_count() or 0))
     rows = []
     with contextlib.ExitStack() as stack:
