@@ -114,6 +114,7 @@ with open(out, "w") as f:
 """
 
 KILLED = r"""
+import os
 import sys
 from storaged.catalog import Timestamp
 from storaged.catalog.postgresql import PostgresCatalog
@@ -133,8 +134,10 @@ while True:
                           backend="b1", location="loc-%s" % ts.internal)
     n += 1
     if n % 50 == 0:
-        with open(progress, "w") as f:
+        # Renamed into place: the test never reads a file half written.
+        with open(progress + ".tmp", "w") as f:
             f.write(str(n))
+        os.replace(progress + ".tmp", progress)
 """
 
 
@@ -267,8 +270,8 @@ def test_sigkill_mid_write_leaves_whole_rows(postgres_schema_url, tmp_path):
             try:
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
-                    if progress.exists() and progress.read_text() and int(
-                            progress.read_text()) >= 150 + attempt * 37:
+                    done = progress.read_text() if progress.exists() else "0"
+                    if int(done) >= 150 + attempt * 37:
                         break
                     assert proc.poll() is None, proc.stderr.read().decode()
                     time.sleep(0.005)

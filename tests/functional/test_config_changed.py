@@ -74,4 +74,4 @@ def test_full_check_still_shows_everything(tmp_path):
     proc = run("--config-file", str(conf), "config", "check")
     assert proc.returncode == 0, proc.stderr
     assert "heartbeat_interval = 1.0" in proc.stdout
-    assert "workers = 1" in proc.stdout
+    assert "workers = auto" in proc.stdout
