@@ -37,9 +37,16 @@ def test_storaged_and_swift_figures_side_by_side():
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     header = "| backend | op | size | clients | storaged"
-    table = proc.stdout[proc.stdout.index(header):]
+    table = proc.stdout[proc.stdout.index(header):].split("\n\n")[0]
     rows = [line for line in table.splitlines()[2:] if line.startswith("| eventlet")]
     # PUT and GET, two sizes, two client counts.
     assert len(rows) == 8, proc.stdout
     for row in rows:
         assert re.search(r"\| \d+ \| \d+ \| \d+\.\d\dx \|", row), row
+    # The disk's own limit beside each PUT row, and the share of it.
+    header = "| backend | size | clients | storaged PUT/s | bare durable"
+    table = proc.stdout[proc.stdout.index(header):].split("\n\n")[0]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("| eventlet")]
+    assert len(rows) == 4, proc.stdout
+    for row in rows:
+        assert re.search(r"\| \d+ \| \d+ \| \d+% \|$", row), row
