@@ -140,7 +140,11 @@ def test_daemon_runs_the_three_passes_and_stops_on_sigterm(tmp_path, backend):
     assert {s["state"] for s in statuses.values()} == {"stopped"}
     text = (tmp_path / "storaged.log").read_text()
     for name in ("cache-prune", "cache-clean", "cache-prefetch"):
-        assert "%s pass 1 ok" % name in text
+        # A successful pass of each loop; not necessarily the first: the
+        # loops start together, and a prefetch that runs before the first
+        # prune finds the cache over its limit and fails that item (its
+        # next pass, after the prune, fills it).
+        assert re.search(r"%s pass \d+ ok" % name, text), text
 
 
 @pytest.mark.parametrize("backend", concurrency.BACKENDS)
