@@ -22,9 +22,7 @@ arguments).
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
-import json
 import sys
 import time
 from typing import Any
@@ -38,24 +36,13 @@ from storaged.common import status as status_mod
 from storaged.manage import cache as cache_cmds
 from storaged.manage import cluster
 from storaged.manage import data
+from storaged.manage import output
 from storaged.manage import sync as sync_cmds
 
 PROG = "storaged-manage"
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-
-FORMATS = ("human", "json")
-
-
-def _add_format(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="human",
-        help="output for people (default) or JSON for scripts",
-    )
-
 
 def _add_commands(subparsers: Any) -> None:
     p_config = subparsers.add_parser(
@@ -79,7 +66,7 @@ def _add_commands(subparsers: Any) -> None:
         help="print only the options whose value differs from the default "
         "(what the files change), secrets masked",
     )
-    _add_format(p_check)
+    output.add_format(p_check)
 
     p_status = subparsers.add_parser(
         "status",
@@ -89,7 +76,7 @@ def _add_commands(subparsers: Any) -> None:
         "it succeeded, its counters, and when the next one is due. Exit status "
         "1 when a daemon's last pass failed or it is overdue.",
     )
-    _add_format(p_status)
+    output.add_format(p_status)
     data.add_parsers(subparsers)
     cache_cmds.add_parsers(subparsers)
     cluster.add_parsers(subparsers)
@@ -102,14 +89,6 @@ COMMAND_OPT = cfg.SubCommandOpt(
     description="Run '%s COMMAND --help' for the options of each." % PROG,
     handler=_add_commands,
 )
-
-
-def _emit(fmt: str, data: Any, human: Callable[[], None]) -> None:
-    if fmt == "json":
-        json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
-        sys.stdout.write("\n")
-    else:
-        human()
 
 
 # -- config check ------------------------------------------------------------
@@ -140,7 +119,7 @@ def config_check(conf: cfg.ConfigOpts) -> int:
                     value = ",".join(str(v) for v in value)
                 print("%s = %s" % (name, "" if value is None else value))
 
-    _emit(
+    output.emit(
         conf.command.format,
         {"valid": True, "files": files, "changed_only": changed_only,
          "config": effective},
@@ -243,7 +222,7 @@ def status(conf: cfg.ConfigOpts) -> int:
                 print("%s/%s: %s" % (rec.get("node"), rec.get("daemon"),
                                      last["fatal"]))
 
-    _emit(conf.command.format, records, human)
+    output.emit(conf.command.format, records, human)
     bad = [r for r in records if r["health"] in ("failed", "late")]
     return EXIT_FAILED if bad else EXIT_OK
 

@@ -119,8 +119,12 @@ def _run(config: str, object_id: str, block: int, delay: float, backend: str) ->
             child.wait()
 
 
-def _late_manifest(store, location, patience=10.0):
-    """Return "completed" if the object appears within ``patience`` seconds."""
+def _late_manifest(store, location, patience=30.0):
+    """Return "completed" if the object appears within ``patience`` seconds.
+
+    Three times the proxy's ``node_timeout`` (10 s), the longest any of the
+    manifest PUT's requests to the servers may wait on one.
+    """
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         try:

@@ -36,17 +36,17 @@ def test_storaged_and_swift_figures_side_by_side():
         capture_output=True, text=True, timeout=540, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    header = "| backend | op | size | clients | storaged"
-    table = proc.stdout[proc.stdout.index(header):].split("\n\n")[0]
-    rows = [line for line in table.splitlines()[2:] if line.startswith("| eventlet")]
     # PUT and GET, two sizes, two client counts.
-    assert len(rows) == 8, proc.stdout
-    for row in rows:
+    for row in _rows(proc.stdout, "| backend | op | size | clients | storaged", 8):
         assert re.search(r"\| \d+ \| \d+ \| \d+\.\d\dx \|", row), row
     # The disk's own limit beside each PUT row, and the share of it.
-    header = "| backend | size | clients | storaged PUT/s | bare durable"
-    table = proc.stdout[proc.stdout.index(header):].split("\n\n")[0]
-    rows = [line for line in table.splitlines()[2:] if line.startswith("| eventlet")]
-    assert len(rows) == 4, proc.stdout
-    for row in rows:
+    for row in _rows(proc.stdout, "| backend | size | clients | storaged PUT/s", 4):
         assert re.search(r"\| \d+ \| \d+ \| \d+% \|$", row), row
+
+
+def _rows(stdout, header, expected):
+    """The eventlet rows of the table that starts with ``header``."""
+    table = stdout[stdout.index(header):].split("\n\n")[0]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("| eventlet")]
+    assert len(rows) == expected, stdout
+    return rows
